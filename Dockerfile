@@ -1,0 +1,40 @@
+# Image for every clinic service (API and workers); the command is chosen
+# per service in docker-compose.yml. Default command: the HTTP API.
+
+# ---- builder: install the package and its runtime deps into a venv ----------
+FROM python:3.11-slim AS builder
+
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    VIRTUAL_ENV=/opt/venv
+ENV PATH="${VIRTUAL_ENV}/bin:${PATH}"
+
+RUN python -m venv "${VIRTUAL_ENV}"
+
+WORKDIR /build
+COPY pyproject.toml README.md ./
+COPY src/ ./src/
+RUN pip install --no-cache-dir .
+
+# ---- runtime ----------------------------------------------------------------
+FROM python:3.11-slim AS runtime
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    VIRTUAL_ENV=/opt/venv
+ENV PATH="${VIRTUAL_ENV}/bin:${PATH}"
+
+RUN groupadd --system --gid 10001 clinic \
+    && useradd --system --no-log-init --uid 10001 --gid clinic \
+        --home-dir /app --shell /usr/sbin/nologin clinic
+
+COPY --from=builder /opt/venv /opt/venv
+
+WORKDIR /app
+USER 10001:10001
+
+EXPOSE 3000
+
+CMD ["uvicorn", "clinic.api:app", "--host", "0.0.0.0", "--port", "3000"]

@@ -1,0 +1,3 @@
+"""clinic: event-driven appointment booking for medical clinics."""
+
+__version__ = "0.1.0"

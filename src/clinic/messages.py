@@ -1,0 +1,51 @@
+"""Commands and events on the wire.
+
+Field names are camelCase on the wire, as in the original system's JSON.
+"""
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+
+class BookingStatus(StrEnum):
+    """Where a booking stands."""
+
+    PENDING = "pending"
+    CONFIRMED = "confirmed"
+    REJECTED = "rejected"
+
+
+class RejectionCode(StrEnum):
+    """Machine-readable reasons for a rejected booking."""
+
+    DATE_IN_PAST = "date_in_past"
+    SLOT_TAKEN = "slot_taken"
+    PROCESSING_FAILED = "processing_failed"
+
+
+class WireMessage(BaseModel):
+    """Base of every broker message: camelCase JSON, unknown fields ignored, immutable."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
+
+
+class BookAppointment(WireMessage):
+    """Command: decide whether the stored booking ``bookingId`` can be confirmed."""
+
+    booking_id: str = Field(description="Id of the stored booking to process.")
+
+
+class BookingStatusChanged(WireMessage):
+    """Event: a booking reached a new status; fanned out to every notification service."""
+
+    booking_id: str
+    status: BookingStatus
+    patient_name: str
+    patient_email: str
+    date: AwareDatetime = Field(description="The appointment time (UTC).")
+    reason: str | None = Field(None, description="Why the booking was rejected.")
+    reason_code: RejectionCode | None = None
+    occurred_at: datetime

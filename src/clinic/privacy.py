@@ -1,0 +1,14 @@
+"""Masking of patient data before it reaches a log line."""
+
+
+def mask_email(email: str) -> str:
+    """``juan.perez@example.com`` -> ``j***@example.com``: enough to tell patients apart."""
+    local, at, domain = email.partition("@")
+    if not at:
+        return "***"
+    return f"{local[:1]}***@{domain}"
+
+
+def mask_name(name: str) -> str:
+    """``Juan Pérez`` -> ``J*** P***``."""
+    return " ".join(f"{part[:1]}***" for part in name.split()) or "***"

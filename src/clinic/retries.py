@@ -1,0 +1,102 @@
+"""Retry or park: what happens to a message whose handling raised.
+
+A handler failure is retried through the broker: the subscriber rejects the
+message, its queue dead-letters it into a retry queue, and the retry queue's TTL
+sends it back. The broker's own ``x-death`` header counts the attempts, so the
+count survives worker crashes and is shared by every worker process.
+
+A message that can never succeed (not JSON, wrong schema, unknown booking), or
+one that has used up ``CLINIC_MAX_RETRIES``, is parked in ``parked_messages``
+with the reason, and acknowledged so that other messages keep flowing.
+"""
+
+import json
+import logging
+from types import TracebackType
+from typing import Any
+
+from aio_pika import IncomingMessage
+from faststream import BaseMiddleware
+from pydantic import ValidationError
+
+from clinic.settings import settings
+from clinic.topology import parking_publisher
+
+log = logging.getLogger("clinic.retries")
+
+PARKED_REASON_HEADER = "x-parked-reason"
+PARKED_FROM_HEADER = "x-parked-from"
+
+
+class NeverSucceeds(Exception):  # noqa: N818 - it names the situation, not an error kind
+    """Raised by a handler when retrying the message cannot help (e.g. unknown booking)."""
+
+
+def failed_attempts(headers: dict[str, Any] | None, queue: str) -> int:
+    """How often ``queue`` has already rejected this message, per the broker's ``x-death``."""
+    deaths = (headers or {}).get("x-death") or []
+    return sum(
+        int(death.get("count", 0))
+        for death in deaths
+        if isinstance(death, dict)
+        and death.get("queue") == queue
+        and death.get("reason") == "rejected"
+    )
+
+
+def is_last_attempt(headers: dict[str, Any] | None, queue: str) -> bool:
+    """True when a failure now would park the message instead of retrying it."""
+    return failed_attempts(headers, queue) >= settings.max_retries
+
+
+def _cannot_succeed(exc: BaseException) -> bool:
+    return isinstance(
+        exc, NeverSucceeds | ValidationError | json.JSONDecodeError | UnicodeDecodeError
+    )
+
+
+async def park(raw: IncomingMessage, queue: str, reason: str) -> None:
+    """Keep ``raw`` in the parking queue with why it failed and where it came from."""
+    headers = {k: v for k, v in (raw.headers or {}).items() if k != "x-death"}
+    headers[PARKED_REASON_HEADER] = reason[:1000]
+    headers[PARKED_FROM_HEADER] = queue
+    await parking_publisher.publish(
+        raw.body,
+        headers=headers,
+        correlation_id=raw.correlation_id,
+        content_type=raw.content_type,
+        message_id=raw.message_id,
+    )
+
+
+class RetryOrPark(BaseMiddleware):
+    """Broker middleware: park hopeless or exhausted messages, let the rest be retried."""
+
+    async def after_processed(
+        self,
+        exc_type: type[BaseException] | None = None,
+        exc_val: BaseException | None = None,
+        exc_tb: TracebackType | None = None,
+    ) -> bool | None:
+        if exc_val is None or not isinstance(exc_val, Exception):
+            return False
+        raw: IncomingMessage = self.msg  # type: ignore[assignment]  # always set on consume
+        queue = self.context.get_local("handler_").queue.name
+        reason = f"{type(exc_val).__name__}: {exc_val}"
+        if _cannot_succeed(exc_val):
+            log.warning("parking message from %s: %s", queue, reason)
+        elif is_last_attempt(raw.headers, queue):
+            reason = f"gave up after {settings.max_retries} retries: {reason}"
+            log.error("parking message from %s: %s", queue, reason)
+        else:
+            attempt = failed_attempts(raw.headers, queue) + 1
+            log.warning(
+                "attempt %d failed on %s, retrying in %gs: %s",
+                attempt,
+                queue,
+                settings.retry_delay,
+                reason,
+            )
+            return False  # the subscriber rejects it into the retry queue
+        await park(raw, queue, reason)
+        return True  # handled: the subscriber acknowledges the original

@@ -1,0 +1,116 @@
+"""Request bodies and responses of the HTTP API (camelCase, as the original clients send)."""
+
+import unicodedata
+from datetime import UTC, datetime
+from typing import Annotated
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StringConstraints,
+)
+from pydantic.alias_generators import to_camel
+
+from clinic.messages import BookingStatus, RejectionCode
+from clinic.models import Booking
+
+EARLIEST_YEAR, LATEST_YEAR = 2000, 2100
+
+
+class CamelModel(BaseModel):
+    """camelCase on the wire, snake_case in Python."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+
+def _plain_name(name: str) -> str:
+    if any(unicodedata.category(ch).startswith("C") for ch in name):
+        raise ValueError("must not contain control characters")
+    if not any(ch.isalpha() for ch in name):
+        raise ValueError("must contain letters")
+    return name
+
+
+def _utc_millis(date: datetime) -> datetime:
+    try:
+        utc = date.astimezone(UTC)
+    except OverflowError as exc:
+        raise ValueError("is out of range") from exc
+    if not EARLIEST_YEAR <= utc.year <= LATEST_YEAR:
+        raise ValueError(f"must be between the years {EARLIEST_YEAR} and {LATEST_YEAR}")
+    return utc.replace(microsecond=utc.microsecond // 1000 * 1000)
+
+
+PatientName = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    AfterValidator(_plain_name),
+]
+AppointmentDate = Annotated[AwareDatetime, AfterValidator(_utc_millis)]
+
+
+class BookingRequest(CamelModel):
+    """What a patient sends to book an appointment."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "patientName": "Juan Pérez",
+                    "patientEmail": "juan@example.com",
+                    "date": "2030-06-15T10:30:00Z",
+                }
+            ]
+        },
+    )
+
+    patient_name: PatientName = Field(description="The patient's full name.")
+    patient_email: EmailStr = Field(description="Where the confirmation email goes.")
+    date: AppointmentDate = Field(
+        description="Appointment time, ISO 8601 with a timezone (e.g. 2030-06-15T10:30:00Z)."
+    )
+
+
+class BookingOut(CamelModel):
+    """A booking as the API shows it."""
+
+    id: str
+    patient_name: str
+    patient_email: str
+    date: datetime
+    status: BookingStatus
+    reason: str | None = Field(None, description="Why the booking was rejected.")
+    reason_code: RejectionCode | None = None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, booking: Booking) -> "BookingOut":
+        """The public view of a stored booking."""
+        return cls.model_validate(booking.model_dump(include=set(cls.model_fields)))
+
+
+class BookingList(BaseModel):
+    """A page of bookings, newest first, and how many there are in all."""
+
+    count: int
+    bookings: list[BookingOut]
+
+
+class ErrorOut(BaseModel):
+    """An error the client can act on."""
+
+    detail: str
+
+
+class HealthOut(BaseModel):
+    """Liveness or readiness, with the state of each dependency."""
+
+    status: str
+    broker: str | None = None
+    database: str | None = None

@@ -1,0 +1,53 @@
+"""The one place configuration is read: environment variables prefixed ``CLINIC_``."""
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob of the clinic, read from ``CLINIC_*`` environment variables (or ``.env``)."""
+
+    model_config = SettingsConfigDict(env_prefix="CLINIC_", env_file=".env", extra="ignore")
+
+    rabbit_url: str = Field(
+        "amqp://guest:guest@127.0.0.1:5672/", description="RabbitMQ connection URL."
+    )
+    mongo_url: str = Field(
+        "mongodb://127.0.0.1:27017/?retryWrites=false", description="MongoDB connection URL."
+    )
+    mongo_db: str = Field("clinic", description="MongoDB database name.")
+    mongo_timeout: float = Field(
+        2.0, gt=0, description="Seconds to wait for MongoDB before a request fails with 503."
+    )
+    confirm_delay_min: float = Field(
+        2.0, ge=0, description="Shortest simulated confirmation delay, in seconds."
+    )
+    confirm_delay_max: float = Field(
+        5.0, ge=0, description="Longest simulated confirmation delay, in seconds."
+    )
+    retry_delay: float = Field(
+        10.0, gt=0, description="Seconds a failed message waits in a retry queue."
+    )
+    max_retries: int = Field(3, ge=0, description="Retries before a message is parked.")
+    prefetch: int = Field(
+        50, ge=1, description="Messages one worker process handles at the same time."
+    )
+    publish_timeout: float = Field(
+        5.0, gt=0, description="Seconds to wait for the broker to confirm a publish."
+    )
+    graceful_timeout: float = Field(
+        15.0, gt=0, description="Seconds a stopping worker waits for in-flight messages."
+    )
+    log_level: str = Field("INFO", description="Log level of the clinic's own loggers.")
+    dev_data_dir: str = Field(
+        ".clinic-data", description="Where `clinic dev` keeps its embedded database files."
+    )
+
+    @model_validator(mode="after")
+    def _delays_are_ordered(self) -> "Settings":
+        if self.confirm_delay_min > self.confirm_delay_max:
+            raise ValueError("CLINIC_CONFIRM_DELAY_MIN must not exceed CLINIC_CONFIRM_DELAY_MAX")
+        return self
+
+
+settings = Settings()
