@@ -10,9 +10,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
+from beanie import SortDirection
 from fastapi import APIRouter, FastAPI, HTTPException, Query, Request, Response, status
 from fastapi.responses import JSONResponse
-from beanie import SortDirection
 
 from clinic import __version__
 from clinic.database import DatabaseUnavailable, connect_database, database_is_up
@@ -133,7 +133,9 @@ async def list_bookings(
     return BookingList(count=total, bookings=[BookingOut.of(b) for b in newest])
 
 
-@router.get("/health", response_model=HealthOut, summary="Liveness")
+@router.get(
+    "/health", response_model=HealthOut, response_model_exclude_none=True, summary="Liveness"
+)
 async def health() -> HealthOut:
     """The API process is up."""
     return HealthOut(status="ok")

@@ -3,19 +3,20 @@
 Run alone with ``faststream run clinic.handlers.booking:app``.
 """
 
-import asyncio
-import random
+from typing import Annotated
 
-from faststream import AckPolicy
+from faststream import AckPolicy, Depends
 from faststream.rabbit import RabbitMessage
 
 from clinic.booking import announce, decide, give_up
+from clinic.confirmation import ClinicConfirmation, clinic_confirmation
 from clinic.handlers.runtime import worker_app
 from clinic.messages import BookAppointment, BookingStatus
 from clinic.models import Booking
 from clinic.retries import NeverSucceeds, is_last_attempt
-from clinic.settings import settings
 from clinic.topology import BOOKING_REQUESTS, broker, worker_channel
+
+Confirmation = Annotated[ClinicConfirmation, Depends(clinic_confirmation)]
 
 
 @broker.subscriber(
@@ -31,16 +32,16 @@ from clinic.topology import BOOKING_REQUESTS, broker, worker_channel
         "booking_notifications. Failures are retried through booking_retry."
     ),
 )
-async def process_booking(command: BookAppointment, message: RabbitMessage) -> None:
+async def process_booking(
+    command: BookAppointment, message: RabbitMessage, clinic: Confirmation
+) -> None:
     """Decide one booking request, at most once, and announce the outcome."""
     try:
         booking = await Booking.get(command.booking_id)
         if booking is None:
             raise NeverSucceeds(f"unknown booking {command.booking_id}")
         if booking.status is BookingStatus.PENDING:
-            await asyncio.sleep(
-                random.uniform(settings.confirm_delay_min, settings.confirm_delay_max)
-            )
+            await clinic.review(booking)
             booking = await decide(booking)
         # A redelivery after a crash finds the decision made but perhaps unannounced.
         if booking.status is not BookingStatus.PENDING:

@@ -1,0 +1,155 @@
+"""The ``clinic`` command.
+
+``clinic dev`` runs the whole system on this machine: the HTTP API (uvicorn) and
+the workers (faststream) as child processes, against the RabbitMQ at
+``CLINIC_RABBIT_URL``. Without ``CLINIC_MONGO_URL`` it first starts an embedded
+MongoDB-compatible server (SecantusDB, from the ``demo`` extra) that keeps its
+files in ``CLINIC_DEV_DATA_DIR``. SecantusDB is GPL-licensed: it is only ever run
+as a separate process, never imported.
+"""
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from clinic.settings import settings
+
+STOP_TIMEOUT = 15.0
+"""Seconds a child gets to stop after SIGTERM before it is killed."""
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _hide_password(url: str) -> str:
+    return re.sub(r"//([^:/@]*):[^@/]*@", r"//\1:***@", url)
+
+
+def _wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while process.poll() is None and time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), 0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"clinic dev: the embedded database did not start on port {port}")
+
+
+def _start_database(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """Start SecantusDB on a free port; return the process and its MongoDB URL."""
+    beside = Path(sys.executable).parent / "secantusd-py"
+    server = str(beside) if beside.exists() else shutil.which("secantusd-py")
+    if server is None:
+        raise SystemExit(
+            "clinic dev: no CLINIC_MONGO_URL is set and the embedded database is not "
+            "installed; install the demo extra (pip install -e '.[demo]') or set CLINIC_MONGO_URL"
+        )
+    data_dir.mkdir(parents=True, exist_ok=True)
+    port = _free_port()
+    command = [server, "--host", "127.0.0.1", "--port", str(port), "--storage-path", str(data_dir)]
+    # Its own process group: a Ctrl-C in the terminal stops the API and the workers,
+    # and the database only afterwards, when they no longer need it.
+    process = subprocess.Popen(command, process_group=0)
+    try:
+        _wait_for_port(port, process)
+    except BaseException:  # including Ctrl-C: it would not reach the database's group
+        _stop([process])
+        raise
+    return process, f"mongodb://127.0.0.1:{port}/?retryWrites=false"
+
+
+def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM all of ``processes``, then kill whichever is still running after the timeout."""
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+    deadline = time.monotonic() + STOP_TIMEOUT
+    for process in processes:
+        try:
+            process.wait(max(deadline - time.monotonic(), 0.1))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _banner(host: str, port: int, mongo_url: str, data_dir: Path | None) -> str:
+    api = f"http://{host}:{port}"
+    date = (datetime.now(UTC) + timedelta(days=30)).strftime("%Y-%m-%dT10:00:00Z")
+    body = f'{{"patientName":"Juan Pérez","patientEmail":"juan@example.com","date":"{date}"}}'
+    data = f"kept in {data_dir}" if data_dir else "kept by the database at CLINIC_MONGO_URL"
+    return "\n".join(
+        [
+            f"clinic dev: API at {api} (docs at {api}/docs)",
+            f"  database: {_hide_password(mongo_url)}",
+            f"  data:     {data}",
+            f"  broker:   {_hide_password(settings.rabbit_url)}",
+            "  book an appointment:",
+            f"    curl -X POST {api}/book -H \"Content-Type: application/json\" -d '{body}'",
+            "  Ctrl-C stops everything.",
+        ]
+    )
+
+
+def dev(args: argparse.Namespace) -> int:
+    """Run the API and the workers (and, if needed, the database) until stopped."""
+    # Ctrl-C, SIGTERM and a closed terminal all stop everything the same way.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.default_int_handler)
+    database: subprocess.Popen[bytes] | None = None
+    apps: list[subprocess.Popen[bytes]] = []
+    try:
+        mongo_url, data_dir = settings.mongo_url, None
+        if "mongo_url" not in settings.model_fields_set:
+            data_dir = Path(settings.dev_data_dir).resolve()
+            database, mongo_url = _start_database(data_dir)
+        env = {**os.environ, "CLINIC_MONGO_URL": mongo_url}
+        python = sys.executable
+        api = [python, "-m", "uvicorn", "clinic.api:app", "--host", args.host]
+        apps.append(subprocess.Popen([*api, "--port", str(args.port)], env=env))
+        workers = [python, "-m", "faststream", "run", "clinic.handlers:app"]
+        apps.append(subprocess.Popen([*workers, "--workers", str(args.workers)], env=env))
+        print(_banner(args.host, args.port, mongo_url, data_dir), flush=True)
+        children = [*apps, database] if database else apps
+        while all(child.poll() is None for child in children):
+            time.sleep(0.5)
+        print("clinic dev: a process exited; stopping the others", file=sys.stderr, flush=True)
+        return 1
+    except KeyboardInterrupt:
+        print("\nclinic dev: stopping", file=sys.stderr, flush=True)
+        return 0
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, signal.SIG_IGN)
+        _stop(apps)
+        _stop([database] if database else [])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``clinic`` argument parser, one subcommand per task."""
+    parser = argparse.ArgumentParser(prog="clinic", description="Clinic appointment booking.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = commands.add_parser("dev", help="run the API and the workers on this machine")
+    run.add_argument("--host", default="127.0.0.1", help="API address (default: %(default)s)")
+    run.add_argument("--port", type=int, default=3000, help="API port (default: %(default)s)")
+    run.add_argument("--workers", type=int, default=1, help="worker processes (default: 1)")
+    run.set_defaults(handler=dev)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``clinic`` console script; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    return int(args.handler(args))

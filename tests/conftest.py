@@ -1,0 +1,184 @@
+"""Test session setup: an isolated RabbitMQ vhost and a MongoDB-compatible server.
+
+Settings are read when ``clinic`` is imported, so the environment is set here,
+before any test module imports it.
+"""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+RUN_ID = uuid.uuid4().hex[:8]
+VHOST = f"clinic-test-{RUN_ID}"
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+_rabbit_base = os.environ.get("CLINIC_TEST_RABBIT_URL", "amqp://guest:guest@127.0.0.1:5672/")
+EXTERNAL_MONGO = os.environ.get("CLINIC_MONGO_URL")
+MONGO_PORT = free_port()
+os.environ.update(
+    CLINIC_RABBIT_URL=_rabbit_base.rstrip("/") + "/" + VHOST,
+    CLINIC_MONGO_URL=EXTERNAL_MONGO or f"mongodb://127.0.0.1:{MONGO_PORT}/?retryWrites=false",
+    CLINIC_MONGO_DB=f"clinic_test_{RUN_ID}",
+    CLINIC_RETRY_DELAY="1",
+    CLINIC_MAX_RETRIES="3",
+    CLINIC_CONFIRM_DELAY_MIN="0.01",
+    CLINIC_CONFIRM_DELAY_MAX="0.05",
+    CLINIC_MONGO_TIMEOUT="1",
+    CLINIC_PUBLISH_TIMEOUT="3",
+    CLINIC_LOG_LEVEL="INFO",
+)
+
+import pytest  # noqa: E402
+from beanie import init_beanie  # noqa: E402
+from pymongo import AsyncMongoClient  # noqa: E402
+
+from clinic.database import connect_database  # noqa: E402
+from clinic.models import DOCUMENT_MODELS, Booking, SlotClaim  # noqa: E402
+
+BIN = Path(sys.executable).parent
+
+
+def _broker_reachable() -> bool:
+    parts = urlsplit(_rabbit_base)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 5672), 2):
+            return True
+    except OSError:
+        return False
+
+
+def _unavailable(what: str) -> None:
+    if IN_CI:
+        pytest.fail(f"{what} (CI must run these tests, not skip them)")
+    pytest.skip(what)
+
+
+def _rabbitmqctl(*args: str) -> None:
+    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
+
+
+@pytest.fixture(scope="session")
+def rabbit_vhost() -> Iterator[str]:
+    """A RabbitMQ vhost of this test session's own, removed afterwards."""
+    if not _broker_reachable():
+        _unavailable(
+            "RabbitMQ is not reachable at 127.0.0.1:5672: start it (rabbitmq-server -detached) "
+            "or point CLINIC_TEST_RABBIT_URL at one to run the broker tests"
+        )
+    if shutil.which("rabbitmqctl") is None:
+        _unavailable("rabbitmqctl is needed to create the tests' own vhost")
+    _rabbitmqctl("add_vhost", VHOST)
+    try:
+        _rabbitmqctl("set_permissions", "-p", VHOST, "guest", ".*", ".*", ".*")
+        yield VHOST
+    finally:
+        _rabbitmqctl("delete_vhost", VHOST)
+
+
+class MongoServer:
+    """The SecantusDB server process of this test session (unless CLINIC_MONGO_URL is given)."""
+
+    def __init__(self, port: int, storage: Path) -> None:
+        self.port = port
+        self.storage = storage
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Start the server and wait until it accepts connections."""
+        self.process = subprocess.Popen(
+            [
+                str(BIN / "secantusd-py"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--storage-path",
+                str(self.storage),
+                "--log-level",
+                "WARNING",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), 0.5):
+                    return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("SecantusDB did not start within 30 s")
+
+    def stop(self) -> None:
+        """Stop the server (its data stays on disk)."""
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+            self.process = None
+
+
+@pytest.fixture(scope="session")
+def mongo_server() -> Iterator[MongoServer | None]:
+    """The session's MongoDB-compatible server; None when an external one is used."""
+    if EXTERNAL_MONGO:
+        yield None
+        return
+    storage = Path(tempfile.mkdtemp(prefix="clinic-test-db-"))
+    server = MongoServer(MONGO_PORT, storage)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(storage, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+async def database(
+    mongo_server: MongoServer | None,
+) -> AsyncIterator[AsyncMongoClient[dict[str, object]]]:
+    """Beanie, initialised on the session's database (dropped afterwards)."""
+    client = await connect_database()
+    try:
+        yield client
+    finally:
+        await client.drop_database(os.environ["CLINIC_MONGO_DB"])
+        await client.close()
+
+
+@pytest.fixture
+async def clean_db(
+    database: AsyncMongoClient[dict[str, object]],
+) -> AsyncMongoClient[dict[str, object]]:
+    """An empty bookings collection for one test, on the session's client.
+
+    Beanie's registration is global: a test that ran the API's lifespan left it
+    pointing at a client that is now closed, so it is bound again here.
+    """
+    await init_beanie(
+        database=database[os.environ["CLINIC_MONGO_DB"]], document_models=DOCUMENT_MODELS
+    )
+    await Booking.get_pymongo_collection().delete_many({})
+    await SlotClaim.get_pymongo_collection().delete_many({})
+    return database

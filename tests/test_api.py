@@ -1,0 +1,151 @@
+"""The HTTP API in process (httpx on the ASGI app), publishing to an in-memory broker."""
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from faststream.rabbit import TestRabbitBroker
+from httpx import ASGITransport, AsyncClient
+from pymongo import AsyncMongoClient
+
+from clinic.api import app
+from clinic.models import Booking, utcnow
+from clinic.topology import booking_request_publisher, broker
+
+pytestmark = pytest.mark.usefixtures("clean_db")
+
+FUTURE = (utcnow() + timedelta(days=30)).strftime("%Y-%m-%dT10:30:00Z")
+VALID = {"patientName": "Juan Pérez", "patientEmail": "juan@example.com", "date": FUTURE}
+
+
+@pytest.fixture
+async def client(clean_db: AsyncMongoClient[dict[str, object]]) -> AsyncIterator[AsyncClient]:
+    app.state.mongo = clean_db
+    async with (
+        TestRabbitBroker(broker),
+        AsyncClient(transport=ASGITransport(app=app), base_url="http://clinic") as http,
+    ):
+        yield http
+
+
+async def test_book_answers_202_with_the_stored_pending_booking(client: AsyncClient) -> None:
+    response = await client.post("/book", json=VALID)
+
+    assert response.status_code == 202
+    body = response.json()
+    assert body["status"] == "pending"
+    assert body["patientName"] == "Juan Pérez"
+    assert body["patientEmail"] == "juan@example.com"
+    assert body["date"] == FUTURE
+    assert {"id", "createdAt", "updatedAt"} <= body.keys()
+    assert uuid.UUID(body["id"]).version == 4
+    assert response.headers["Location"] == f"/booking/{body['id']}"
+    stored = await Booking.get(body["id"])
+    assert stored is not None
+    assert stored.request_published is True
+    booking_request_publisher.mock.assert_called_once_with({"bookingId": body["id"]})
+
+
+async def test_dates_are_stored_in_utc(client: AsyncClient) -> None:
+    response = await client.post("/book", json=VALID | {"date": "2031-03-30T12:15:00+02:00"})
+    assert response.status_code == 202
+    assert response.json()["date"] == "2031-03-30T10:15:00Z"
+
+
+BAD_BODIES: list[tuple[str, Any, str]] = [
+    ("missing name", {k: v for k, v in VALID.items() if k != "patientName"}, "patientName"),
+    ("missing email", {k: v for k, v in VALID.items() if k != "patientEmail"}, "patientEmail"),
+    ("missing date", {k: v for k, v in VALID.items() if k != "date"}, "date"),
+    ("blank name", VALID | {"patientName": "   "}, "patientName"),
+    ("invalid email", VALID | {"patientEmail": "juan@"}, "patientEmail"),
+    ("unparseable date", VALID | {"date": "next tuesday"}, "date"),
+    ("date without timezone", VALID | {"date": "2031-06-15T10:30:00"}, "date"),
+    ("date in year 1", VALID | {"date": "0001-01-01T00:00:00+01:00"}, "date"),
+    ("operator as name", VALID | {"patientName": {"$gt": ""}}, "patientName"),
+    ("operator as email", VALID | {"patientEmail": {"$ne": None}}, "patientEmail"),
+    ("number as name", VALID | {"patientName": 42}, "patientName"),
+    ("control characters", VALID | {"patientName": "Juan\x00Pérez"}, "patientName"),
+    ("unknown operator field", VALID | {"$where": "sleep(1000)"}, "$where"),
+]
+
+
+@pytest.mark.parametrize(("case", "body", "field"), BAD_BODIES, ids=[c for c, _, _ in BAD_BODIES])
+async def test_bad_input_is_422_per_field_and_leaves_nothing(
+    client: AsyncClient, case: str, body: Any, field: str
+) -> None:
+    response = await client.post("/book", json=body)
+
+    assert response.status_code == 422, case
+    errors = response.json()["detail"]
+    assert any(err["loc"][-1] == field and err["msg"] for err in errors), errors
+    assert await Booking.find_all().count() == 0
+    booking_request_publisher.mock.assert_not_called()
+
+
+async def test_body_that_is_not_json_is_422(client: AsyncClient) -> None:
+    response = await client.post(
+        "/book", content=b"patientName=Juan", headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["type"] == "json_invalid"
+    assert await Booking.find_all().count() == 0
+    booking_request_publisher.mock.assert_not_called()
+
+
+async def test_get_booking_shows_status_and_timestamps(client: AsyncClient) -> None:
+    created = (await client.post("/book", json=VALID)).json()
+
+    response = await client.get(f"/booking/{created['id']}")
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["id"] == created["id"]
+    assert body["status"] in {"pending", "confirmed"}
+    assert body["patientEmail"] == "juan@example.com"
+    assert {"createdAt", "updatedAt", "date", "patientName"} <= body.keys()
+
+
+@pytest.mark.parametrize(
+    "booking_id", [str(uuid.uuid4()), "not-a-uuid", "x" * 500, "%24where", "{'$gt':''}"]
+)
+async def test_unknown_or_malformed_id_is_404(client: AsyncClient, booking_id: str) -> None:
+    response = await client.get(f"/booking/{booking_id}")
+    assert response.status_code == 404
+    assert response.json() == {"detail": "No booking with this id."}
+
+
+async def test_list_is_newest_first_with_total_count(client: AsyncClient) -> None:
+    ids = [(await client.post("/book", json=VALID)).json()["id"] for _ in range(3)]
+
+    response = await client.get("/bookings")
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["count"] == 3
+    assert [b["id"] for b in body["bookings"]] == ids[::-1]
+
+
+async def test_list_limit_is_bounded(client: AsyncClient) -> None:
+    assert (await client.get("/bookings?limit=0")).status_code == 422
+    assert (await client.get("/bookings?limit=101")).status_code == 422
+
+
+async def test_health_answers(client: AsyncClient) -> None:
+    response = await client.get("/health")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+async def test_ready_is_503_when_the_database_does_not_answer(client: AsyncClient) -> None:
+    dead: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(
+        "mongodb://127.0.0.1:1/?retryWrites=false", serverSelectionTimeoutMS=200
+    )
+    app.state.mongo = dead
+    try:
+        response = await client.get("/ready")
+    finally:
+        await dead.close()
+    assert response.status_code == 503
+    assert response.json()["database"] == "down"

@@ -1,0 +1,267 @@
+"""Against the real RabbitMQ (the session's own vhost) and the real database server."""
+
+import asyncio
+import itertools
+import json
+import time
+from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
+from typing import Any
+
+import aio_pika
+import pytest
+from httpx import ASGITransport, AsyncClient
+from pymongo import AsyncMongoClient
+
+from clinic.api import app, lifespan
+from clinic.confirmation import clinic_confirmation
+from clinic.emails import Email, default_email_sender
+from clinic.handlers import app as workers_app  # noqa: F401  (registers the handlers)
+from clinic.messages import BookAppointment, BookingStatus, BookingStatusChanged
+from clinic.models import Booking, utcnow
+from clinic.retries import PARKED_FROM_HEADER, PARKED_REASON_HEADER
+from clinic.settings import settings
+from clinic.topology import (
+    BOOKING_REQUESTS,
+    BOOKING_RETRY,
+    NOTIFICATIONS_EXCHANGE,
+    PARKED,
+    booking_request_publisher,
+    broker,
+    declare_topology,
+)
+from tests.conftest import MongoServer
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("rabbit_vhost", "clean_db")]
+
+FUTURE = (utcnow() + timedelta(days=30)).strftime("%Y-%m-%dT10:30:00Z")
+
+
+class Outbox:
+    def __init__(self) -> None:
+        self.sent: list[Email] = []
+
+    async def send(self, email: Email) -> None:
+        self.sent.append(email)
+
+
+@pytest.fixture
+def outbox() -> Iterator[Outbox]:
+    box = Outbox()
+    with broker.provider.scope(default_email_sender, lambda: box):
+        yield box
+
+
+async def purge_all() -> None:
+    for queue in (BOOKING_REQUESTS, BOOKING_RETRY, PARKED):
+        await (await broker.declare_queue(queue)).purge()
+
+
+@pytest.fixture
+async def workers() -> AsyncIterator[None]:
+    """Both handlers consuming from the real broker in this process."""
+    await broker.connect()
+    await declare_topology()
+    await purge_all()
+    await broker.start()
+    try:
+        yield
+    finally:
+        await broker.stop()
+
+
+async def wait_for(predicate: Any, within: float = 20.0) -> Any:
+    """Poll ``predicate`` until it returns something truthy; fail after ``within`` s."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if result := await predicate():
+            return result
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"not reached within {within}s")
+
+
+async def stored_booking(days: int = 10) -> Booking:
+    booking = Booking(
+        patient_name="Juan Pérez",
+        patient_email="juan@example.com",
+        date=(utcnow() + timedelta(days=days)).replace(second=0, microsecond=0),
+    )
+    await booking.insert()
+    return booking
+
+
+async def terminal(booking_id: str) -> Booking | None:
+    current = await Booking.get(booking_id)
+    return current if current and current.status is not BookingStatus.PENDING else None
+
+
+async def parked_messages() -> list[aio_pika.abc.AbstractIncomingMessage]:
+    queue = await broker.declare_queue(PARKED)
+    taken: list[aio_pika.abc.AbstractIncomingMessage] = []
+    while (message := await queue.get(fail=False, no_ack=True)) is not None:
+        taken.append(message)
+    return taken
+
+
+def request_deaths(headers: dict[str, Any]) -> int:
+    return sum(
+        d["count"]
+        for d in headers.get("x-death", [])
+        if d["queue"] == "booking_requests" and d["reason"] == "rejected"
+    )
+
+
+@pytest.mark.usefixtures("workers")
+async def test_failing_booking_is_retried_through_booking_retry_then_parked_and_rejected(
+    outbox: Outbox,
+) -> None:
+    attempts: list[tuple[float, dict[str, Any]]] = []
+
+    class ClinicDown:
+        async def review(self, booking: Booking) -> None:
+            attempts.append((time.monotonic(), dict(broker.context.get_local("message").headers)))
+            raise ConnectionError("clinic system unreachable")
+
+    booking = await stored_booking()
+    with broker.provider.scope(clinic_confirmation, ClinicDown):
+        await booking_request_publisher.publish(
+            BookAppointment(booking_id=booking.id), correlation_id=booking.id
+        )
+        rejected = await wait_for(lambda: terminal(booking.id), within=30)
+
+    assert rejected.status is BookingStatus.REJECTED
+    assert rejected.reason == "processing failed"
+    # 1 attempt + CLINIC_MAX_RETRIES retries, each counted by the broker's x-death.
+    assert [request_deaths(h) for _, h in attempts] == [0, 1, 2, 3]
+    assert all(
+        any(d["queue"] == "booking_retry" and d["reason"] == "expired" for d in h["x-death"])
+        for _, h in attempts[1:]
+    )
+    gaps = [later - earlier for (earlier, _), (later, _) in itertools.pairwise(attempts)]
+    assert min(gaps) >= settings.retry_delay * 0.9
+    [parked] = await wait_for(parked_messages)
+    assert parked.headers[PARKED_FROM_HEADER] == "booking_requests"
+    assert "gave up after 3 retries" in str(parked.headers[PARKED_REASON_HEADER])
+    assert "ConnectionError" in str(parked.headers[PARKED_REASON_HEADER])
+    assert parked.correlation_id == booking.id
+    assert json.loads(parked.body) == {"bookingId": booking.id}
+    await wait_for(lambda: asyncio.sleep(0, result=len(outbox.sent) == 1))
+    assert "could not be booked" in outbox.sent[0].subject
+
+
+@pytest.mark.usefixtures("workers")
+async def test_poison_messages_are_parked_at_once_while_others_flow(outbox: Outbox) -> None:
+    good = await stored_booking(days=12)
+    started = time.monotonic()
+    for body in (b"{not json", b'{"patient": "no bookingId"}', b'{"bookingId": "ghost"}'):
+        await broker.publish(body, BOOKING_REQUESTS, content_type="application/json", persist=True)
+    await booking_request_publisher.publish(BookAppointment(booking_id=good.id))
+
+    confirmed = await wait_for(lambda: terminal(good.id))
+    parked: list[aio_pika.abc.AbstractIncomingMessage] = []
+
+    async def three_parked() -> bool:
+        parked.extend(await parked_messages())
+        return len(parked) == 3
+
+    await wait_for(three_parked, within=10)
+    assert time.monotonic() - started < settings.retry_delay * 3
+    assert confirmed.status is BookingStatus.CONFIRMED
+    reasons = sorted(str(m.headers[PARKED_REASON_HEADER]) for m in parked)
+    assert any("JSONDecodeError" in r for r in reasons), reasons
+    assert any("ValidationError" in r for r in reasons), reasons
+    assert any("unknown booking ghost" in r for r in reasons), reasons
+    assert not any("gave up" in r for r in reasons)
+    requests = await broker.declare_queue(BOOKING_REQUESTS)
+    assert requests.declaration_result.message_count == 0
+
+
+@pytest.mark.usefixtures("workers")
+async def test_status_changes_reach_every_queue_bound_to_the_fanout(outbox: Outbox) -> None:
+    channel = await (await broker.connect()).channel()
+    try:
+        audit = await channel.declare_queue(exclusive=True)
+        await audit.bind(NOTIFICATIONS_EXCHANGE.name)
+        booking = await stored_booking(days=14)
+        await booking_request_publisher.publish(BookAppointment(booking_id=booking.id))
+
+        message = await wait_for(lambda: audit.get(fail=False, no_ack=True))
+        event = BookingStatusChanged.model_validate_json(message.body)
+        assert event.booking_id == booking.id
+        assert event.status is BookingStatus.CONFIRMED
+        assert message.delivery_mode == aio_pika.DeliveryMode.PERSISTENT
+        assert message.correlation_id == booking.id
+        await wait_for(lambda: asyncio.sleep(0, result=len(outbox.sent) == 1))
+        assert outbox.sent[0].to == "juan@example.com"
+    finally:
+        await channel.close()
+
+
+@pytest.fixture
+async def api(clean_db: AsyncMongoClient[Any]) -> AsyncIterator[AsyncClient]:
+    """The API with its real lifespan: real broker connection, its own database client."""
+    async with (
+        lifespan(app),
+        AsyncClient(transport=ASGITransport(app=app), base_url="http://clinic") as client,
+    ):
+        await purge_all()
+        yield client
+
+
+async def test_accepted_booking_is_queued_persistently(api: AsyncClient) -> None:
+    response = await api.post(
+        "/book", json={"patientName": "Ana", "patientEmail": "ana@example.com", "date": FUTURE}
+    )
+    assert response.status_code == 202
+    booking_id = response.json()["id"]
+    queue = await broker.declare_queue(BOOKING_REQUESTS)
+    message = await wait_for(lambda: queue.get(fail=False, no_ack=True))
+    assert json.loads(message.body) == {"bookingId": booking_id}
+    assert message.delivery_mode == aio_pika.DeliveryMode.PERSISTENT
+    assert message.correlation_id == booking_id
+
+
+async def test_ready_checks_broker_and_database(api: AsyncClient) -> None:
+    response = await api.get("/ready")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ready", "broker": "up", "database": "up"}
+
+
+async def test_unroutable_publish_answers_503_and_marks_the_booking(api: AsyncClient) -> None:
+    await (await broker.declare_queue(BOOKING_REQUESTS)).delete(if_unused=False, if_empty=False)
+    try:
+        response = await api.post(
+            "/book", json={"patientName": "Ana", "patientEmail": "ana@example.com", "date": FUTURE}
+        )
+    finally:
+        await declare_topology()
+
+    assert response.status_code == 503
+    assert "could not be queued" in response.json()["detail"]
+    [booking] = await Booking.find_all().to_list()
+    assert booking.status is BookingStatus.PENDING
+    assert booking.request_published is False
+    assert booking.publish_error
+
+
+async def test_database_down_answers_503_json_and_publishes_nothing(
+    api: AsyncClient, mongo_server: MongoServer | None, database: AsyncMongoClient[Any]
+) -> None:
+    if mongo_server is None:
+        pytest.skip("stops the test session's own database server")
+    mongo_server.stop()
+    try:
+        response = await api.post(
+            "/book", json={"patientName": "Ana", "patientEmail": "ana@example.com", "date": FUTURE}
+        )
+        ready = await api.get("/ready")
+    finally:
+        mongo_server.start()
+    assert response.status_code == 503
+    assert response.json() == {
+        "detail": "The booking database is unavailable; please try again shortly."
+    }
+    assert ready.status_code == 503
+    assert ready.json()["database"] == "down"
+    queue = await broker.declare_queue(BOOKING_REQUESTS)
+    assert queue.declaration_result.message_count == 0

@@ -1,0 +1,117 @@
+"""End to end: ``clinic dev`` runs the whole system, books an appointment, and stops cleanly."""
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+CLINIC = Path(sys.executable).parent / "clinic"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
+    """Call ``check`` until it returns True."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.2)
+
+
+def _accepts_connections(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), 0.5):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.mark.e2e
+def test_clinic_dev_books_and_stops(rabbit_vhost: str, tmp_path: Path) -> None:
+    port = _free_port()
+    api = f"http://127.0.0.1:{port}"
+    data_dir = tmp_path / "data"
+    env = {k: v for k, v in os.environ.items() if k != "CLINIC_MONGO_URL"}
+    env["CLINIC_DEV_DATA_DIR"] = str(data_dir)
+    log_path = tmp_path / "clinic-dev.log"
+
+    with log_path.open("wb") as log, httpx.Client(base_url=api, timeout=5) as http:
+        process = subprocess.Popen(
+            [str(CLINIC), "dev", "--port", str(port)],
+            env=env,
+            cwd=tmp_path,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+
+            def api_up() -> bool:
+                assert process.poll() is None, "clinic dev exited early"
+                try:
+                    return http.get("/health").status_code == 200
+                except httpx.TransportError:
+                    return False
+
+            _wait_until(api_up, 40, "GET /health")
+
+            date = (datetime.now(UTC) + timedelta(days=30)).strftime("%Y-%m-%dT10:00:00Z")
+            booked = http.post(
+                "/book",
+                json={
+                    "patientName": "Juan Pérez",
+                    "patientEmail": "juan@example.com",
+                    "date": date,
+                },
+            )
+            assert booked.status_code == 202, booked.text
+            booking_id = booked.json()["id"]
+
+            def confirmed() -> bool:
+                status = http.get(f"/booking/{booking_id}").json()["status"]
+                assert status in {"pending", "confirmed"}, status
+                return bool(status == "confirmed")
+
+            _wait_until(confirmed, 30, f"booking {booking_id} to be confirmed")
+            assert any(path.is_file() for path in data_dir.rglob("*")), "no data kept locally"
+            db_port = re.search(r"mongodb://127\.0\.0\.1:(\d+)", log_path.read_text())
+            assert db_port, "clinic dev did not say which database it started"
+
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(20) == 0
+            assert not _accepts_connections(port), "the API outlived clinic dev"
+            assert not _accepts_connections(int(db_port[1])), "the database outlived clinic dev"
+        except BaseException:
+            print(log_path.read_text(errors="replace"))
+            raise
+        finally:
+            _kill_group(process)
+
+
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    """Stop whatever is left of the process group ``clinic dev`` leads."""
+    for signum in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(process.pid, signum)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(20)
+            return
+        except subprocess.TimeoutExpired:
+            continue

@@ -1,0 +1,89 @@
+"""End to end: the real uvicorn and faststream processes, as deployed."""
+
+import re
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from clinic.models import utcnow
+from tests.conftest import free_port
+from tests.processes import running, wait_for_status, wait_until_up
+
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("rabbit_vhost", "clean_db")]
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def compose_commands() -> dict[str, str]:
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    return {name: spec["command"] for name, spec in services.items() if "command" in spec}
+
+
+def book(base_url: str, minutes_ahead: int) -> str:
+    date = (utcnow() + timedelta(days=20, minutes=30 * minutes_ahead)).strftime(
+        "%Y-%m-%dT%H:%M:00Z"
+    )
+    response = httpx.post(
+        f"{base_url}/book",
+        json={"patientName": "Juan Pérez", "patientEmail": "juan@example.com", "date": date},
+        timeout=10,
+    )
+    assert response.status_code == 202, response.text
+    booking_id: str = response.json()["id"]
+    return booking_id
+
+
+def test_the_compose_services_commands_book_confirm_and_email(tmp_path: Path) -> None:
+    commands = compose_commands()
+    assert set(commands) == {"api", "booking-worker", "notification-worker"}
+    port = free_port()
+    # Same command lines as the containers, on a free local port instead of 3000.
+    api_command = commands["api"].replace("--port 3000", f"--port {port}")
+    api_command = api_command.replace("--host 0.0.0.0", "--host 127.0.0.1")
+    base_url = f"http://127.0.0.1:{port}"
+    with (
+        running(api_command, tmp_path / "api.log") as api_log,
+        running(commands["booking-worker"], tmp_path / "booking.log") as booking_log,
+        running(commands["notification-worker"], tmp_path / "email.log") as email_log,
+    ):
+        wait_until_up(base_url)
+        booking_id = book(base_url, 0)
+        body = wait_for_status(base_url, booking_id)
+        assert body["status"] == "confirmed"
+        deadline = time.monotonic() + 15
+        while booking_id not in email_log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+    emails = email_log.read_text()
+    assert re.search(rf"\[{booking_id}\] email to j\*\*\*@example\.com: .*confirmed", emails)
+    for log in (api_log, booking_log, email_log):
+        assert "juan@example.com" not in log.read_text(), log.name
+    assert booking_id in booking_log.read_text()
+
+
+def test_one_command_runs_both_handlers_in_several_worker_processes(tmp_path: Path) -> None:
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    with (
+        running(f"uvicorn clinic.api:app --port {port}", tmp_path / "api.log"),
+        running(
+            "faststream run clinic.handlers:app --workers 2", tmp_path / "workers.log"
+        ) as workers_log,
+    ):
+        wait_until_up(base_url)
+        ids = [book(base_url, slot) for slot in range(8)]
+        statuses = {wait_for_status(base_url, i)["status"] for i in ids}
+        assert statuses == {"confirmed"}
+        deadline = time.monotonic() + 15
+        while workers_log.read_text().count("email to") < len(ids):
+            assert time.monotonic() < deadline, workers_log.read_text()
+            time.sleep(0.1)
+
+    log = workers_log.read_text()
+    children = set(re.findall(r"Started child process (?:\d+ )?\[(\d+)\]", log))
+    assert len(children) >= 2, log
+    assert log.count("email to") == len(ids)

@@ -1,0 +1,40 @@
+"""Small rules with no services behind them: retry counting, masking, settings."""
+
+import pytest
+from pydantic import ValidationError
+
+from clinic.privacy import mask_email, mask_name
+from clinic.retries import failed_attempts
+from clinic.settings import Settings
+
+
+def test_failed_attempts_count_only_this_queues_rejections() -> None:
+    headers = {
+        "x-death": [
+            {"queue": "booking_requests", "reason": "rejected", "count": 2},
+            {"queue": "booking_retry", "reason": "expired", "count": 2},
+            {"queue": "email_notifications", "reason": "rejected", "count": 5},
+        ]
+    }
+    assert failed_attempts(headers, "booking_requests") == 2
+    assert failed_attempts(headers, "email_notifications") == 5
+    assert failed_attempts({}, "booking_requests") == 0
+    assert failed_attempts(None, "booking_requests") == 0
+
+
+@pytest.mark.parametrize(
+    ("email", "masked"),
+    [("juan@example.com", "j***@example.com"), ("a@b.es", "a***@b.es"), ("broken", "***")],
+)
+def test_emails_are_masked_for_logs(email: str, masked: str) -> None:
+    assert mask_email(email) == masked
+
+
+def test_names_are_masked_for_logs() -> None:
+    assert mask_name("José Ñúñez") == "J*** Ñ***"
+    assert "Juan" not in mask_name("Juan Pérez")
+
+
+def test_confirmation_delays_must_be_ordered() -> None:
+    with pytest.raises(ValidationError, match="CLINIC_CONFIRM_DELAY_MIN"):
+        Settings(confirm_delay_min=5, confirm_delay_max=2)
