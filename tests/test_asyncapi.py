@@ -29,8 +29,9 @@ def test_committed_asyncapi_matches_the_code(tmp_path: Path) -> None:
         check=True,
         capture_output=True,
     )
-    generated = (tmp_path / "asyncapi.yaml").read_text()
-    committed = (ROOT / "asyncapi.yaml").read_text()
+    # Compared as data: the order of channels depends on where the package is installed.
+    generated = yaml.safe_load((tmp_path / "asyncapi.yaml").read_text())
+    committed = yaml.safe_load((ROOT / "asyncapi.yaml").read_text())
     assert generated == committed, (
         "asyncapi.yaml is stale: regenerate it with "
         "`faststream docs gen clinic.handlers:app --yaml`"
