@@ -52,17 +52,27 @@ def outbox() -> Iterator[Outbox]:
         yield box
 
 
-async def purge_all() -> None:
-    for queue in (BOOKING_REQUESTS, BOOKING_RETRY, PARKED):
-        await (await broker.declare_queue(queue)).purge()
+@pytest.fixture
+async def rabbit() -> AsyncIterator[aio_pika.abc.AbstractChannel]:
+    """A channel of the test's own, to look into queues without touching the app's broker."""
+    await declare_topology()
+    connection = await aio_pika.connect(settings.rabbit_url)
+    try:
+        channel = await connection.channel()
+        for queue in (BOOKING_REQUESTS, BOOKING_RETRY, PARKED):
+            await (await channel.declare_queue(queue.name, passive=True)).purge()
+        yield channel
+    finally:
+        await connection.close()
+
+
+async def queue(channel: aio_pika.abc.AbstractChannel, name: str) -> aio_pika.abc.AbstractQueue:
+    return await channel.declare_queue(name, passive=True)
 
 
 @pytest.fixture
-async def workers() -> AsyncIterator[None]:
+async def workers(rabbit: aio_pika.abc.AbstractChannel) -> AsyncIterator[None]:
     """Both handlers consuming from the real broker in this process."""
-    await broker.connect()
-    await declare_topology()
-    await purge_all()
     await broker.start()
     try:
         yield
@@ -95,10 +105,12 @@ async def terminal(booking_id: str) -> Booking | None:
     return current if current and current.status is not BookingStatus.PENDING else None
 
 
-async def parked_messages() -> list[aio_pika.abc.AbstractIncomingMessage]:
-    queue = await broker.declare_queue(PARKED)
+async def parked_messages(
+    channel: aio_pika.abc.AbstractChannel,
+) -> list[aio_pika.abc.AbstractIncomingMessage]:
+    parked = await queue(channel, PARKED.name)
     taken: list[aio_pika.abc.AbstractIncomingMessage] = []
-    while (message := await queue.get(fail=False, no_ack=True)) is not None:
+    while (message := await parked.get(fail=False, no_ack=True)) is not None:
         taken.append(message)
     return taken
 
@@ -113,7 +125,7 @@ def request_deaths(headers: dict[str, Any]) -> int:
 
 @pytest.mark.usefixtures("workers")
 async def test_failing_booking_is_retried_through_booking_retry_then_parked_and_rejected(
-    outbox: Outbox,
+    outbox: Outbox, rabbit: aio_pika.abc.AbstractChannel
 ) -> None:
     attempts: list[tuple[float, dict[str, Any]]] = []
 
@@ -139,7 +151,7 @@ async def test_failing_booking_is_retried_through_booking_retry_then_parked_and_
     )
     gaps = [later - earlier for (earlier, _), (later, _) in itertools.pairwise(attempts)]
     assert min(gaps) >= settings.retry_delay * 0.9
-    [parked] = await wait_for(parked_messages)
+    [parked] = await wait_for(lambda: parked_messages(rabbit))
     assert parked.headers[PARKED_FROM_HEADER] == "booking_requests"
     assert "gave up after 3 retries" in str(parked.headers[PARKED_REASON_HEADER])
     assert "ConnectionError" in str(parked.headers[PARKED_REASON_HEADER])
@@ -150,7 +162,9 @@ async def test_failing_booking_is_retried_through_booking_retry_then_parked_and_
 
 
 @pytest.mark.usefixtures("workers")
-async def test_poison_messages_are_parked_at_once_while_others_flow(outbox: Outbox) -> None:
+async def test_poison_messages_are_parked_at_once_while_others_flow(
+    outbox: Outbox, rabbit: aio_pika.abc.AbstractChannel
+) -> None:
     good = await stored_booking(days=12)
     started = time.monotonic()
     for body in (b"{not json", b'{"patient": "no bookingId"}', b'{"bookingId": "ghost"}'):
@@ -161,7 +175,7 @@ async def test_poison_messages_are_parked_at_once_while_others_flow(outbox: Outb
     parked: list[aio_pika.abc.AbstractIncomingMessage] = []
 
     async def three_parked() -> bool:
-        parked.extend(await parked_messages())
+        parked.extend(await parked_messages(rabbit))
         return len(parked) == 3
 
     await wait_for(three_parked, within=10)
@@ -172,50 +186,80 @@ async def test_poison_messages_are_parked_at_once_while_others_flow(outbox: Outb
     assert any("ValidationError" in r for r in reasons), reasons
     assert any("unknown booking ghost" in r for r in reasons), reasons
     assert not any("gave up" in r for r in reasons)
-    requests = await broker.declare_queue(BOOKING_REQUESTS)
+    requests = await queue(rabbit, BOOKING_REQUESTS.name)
     assert requests.declaration_result.message_count == 0
 
 
 @pytest.mark.usefixtures("workers")
-async def test_status_changes_reach_every_queue_bound_to_the_fanout(outbox: Outbox) -> None:
-    channel = await (await broker.connect()).channel()
-    try:
-        audit = await channel.declare_queue(exclusive=True)
-        await audit.bind(NOTIFICATIONS_EXCHANGE.name)
-        booking = await stored_booking(days=14)
-        await booking_request_publisher.publish(BookAppointment(booking_id=booking.id))
+async def test_a_worker_handles_prefetch_bookings_at_once_and_no_more(outbox: Outbox) -> None:
+    in_flight, peak = 0, 0
+    release = asyncio.Event()
 
-        message = await wait_for(lambda: audit.get(fail=False, no_ack=True))
-        event = BookingStatusChanged.model_validate_json(message.body)
-        assert event.booking_id == booking.id
-        assert event.status is BookingStatus.CONFIRMED
-        assert message.delivery_mode == aio_pika.DeliveryMode.PERSISTENT
-        assert message.correlation_id == booking.id
-        await wait_for(lambda: asyncio.sleep(0, result=len(outbox.sent) == 1))
-        assert outbox.sent[0].to == "juan@example.com"
-    finally:
-        await channel.close()
+    class BusyClinic:
+        async def review(self, booking: Booking) -> None:
+            nonlocal in_flight, peak
+            in_flight += 1
+            peak = max(peak, in_flight)
+            try:
+                await asyncio.wait_for(release.wait(), 20)
+            finally:
+                in_flight -= 1
+
+    bookings = [await stored_booking(days=40 + i) for i in range(settings.prefetch * 2 + 1)]
+    with broker.provider.scope(clinic_confirmation, BusyClinic):
+        for booking in bookings:
+            await booking_request_publisher.publish(BookAppointment(booking_id=booking.id))
+        await wait_for(lambda: asyncio.sleep(0, result=in_flight == settings.prefetch))
+        await asyncio.sleep(0.5)  # room for a worker that ignores prefetch to take more
+        assert peak == settings.prefetch
+        release.set()
+        for booking in bookings:
+            assert (
+                await wait_for(lambda b=booking: terminal(b.id))
+            ).status is BookingStatus.CONFIRMED
+
+
+@pytest.mark.usefixtures("workers")
+async def test_status_changes_reach_every_queue_bound_to_the_fanout(
+    outbox: Outbox, rabbit: aio_pika.abc.AbstractChannel
+) -> None:
+    audit = await rabbit.declare_queue(exclusive=True)
+    await audit.bind(NOTIFICATIONS_EXCHANGE.name)
+    booking = await stored_booking(days=14)
+    await booking_request_publisher.publish(BookAppointment(booking_id=booking.id))
+
+    message = await wait_for(lambda: audit.get(fail=False, no_ack=True))
+    event = BookingStatusChanged.model_validate_json(message.body)
+    assert event.booking_id == booking.id
+    assert event.status is BookingStatus.CONFIRMED
+    assert message.delivery_mode == aio_pika.DeliveryMode.PERSISTENT
+    assert message.correlation_id == booking.id
+    await wait_for(lambda: asyncio.sleep(0, result=len(outbox.sent) == 1))
+    assert outbox.sent[0].to == "juan@example.com"
 
 
 @pytest.fixture
-async def api(clean_db: AsyncMongoClient[Any]) -> AsyncIterator[AsyncClient]:
+async def api(
+    clean_db: AsyncMongoClient[Any], rabbit: aio_pika.abc.AbstractChannel
+) -> AsyncIterator[AsyncClient]:
     """The API with its real lifespan: real broker connection, its own database client."""
     async with (
         lifespan(app),
         AsyncClient(transport=ASGITransport(app=app), base_url="http://clinic") as client,
     ):
-        await purge_all()
         yield client
 
 
-async def test_accepted_booking_is_queued_persistently(api: AsyncClient) -> None:
+async def test_accepted_booking_is_queued_persistently(
+    api: AsyncClient, rabbit: aio_pika.abc.AbstractChannel
+) -> None:
     response = await api.post(
         "/book", json={"patientName": "Ana", "patientEmail": "ana@example.com", "date": FUTURE}
     )
     assert response.status_code == 202
     booking_id = response.json()["id"]
-    queue = await broker.declare_queue(BOOKING_REQUESTS)
-    message = await wait_for(lambda: queue.get(fail=False, no_ack=True))
+    requests = await queue(rabbit, BOOKING_REQUESTS.name)
+    message = await wait_for(lambda: requests.get(fail=False, no_ack=True))
     assert json.loads(message.body) == {"bookingId": booking_id}
     assert message.delivery_mode == aio_pika.DeliveryMode.PERSISTENT
     assert message.correlation_id == booking_id
@@ -227,8 +271,10 @@ async def test_ready_checks_broker_and_database(api: AsyncClient) -> None:
     assert response.json() == {"status": "ready", "broker": "up", "database": "up"}
 
 
-async def test_unroutable_publish_answers_503_and_marks_the_booking(api: AsyncClient) -> None:
-    await (await broker.declare_queue(BOOKING_REQUESTS)).delete(if_unused=False, if_empty=False)
+async def test_unroutable_publish_answers_503_and_marks_the_booking(
+    api: AsyncClient, rabbit: aio_pika.abc.AbstractChannel
+) -> None:
+    await rabbit.queue_delete(BOOKING_REQUESTS.name)
     try:
         response = await api.post(
             "/book", json={"patientName": "Ana", "patientEmail": "ana@example.com", "date": FUTURE}
@@ -245,7 +291,9 @@ async def test_unroutable_publish_answers_503_and_marks_the_booking(api: AsyncCl
 
 
 async def test_database_down_answers_503_json_and_publishes_nothing(
-    api: AsyncClient, mongo_server: MongoServer | None, database: AsyncMongoClient[Any]
+    api: AsyncClient,
+    mongo_server: MongoServer | None,
+    rabbit: aio_pika.abc.AbstractChannel,
 ) -> None:
     if mongo_server is None:
         pytest.skip("stops the test session's own database server")
@@ -263,5 +311,5 @@ async def test_database_down_answers_503_json_and_publishes_nothing(
     }
     assert ready.status_code == 503
     assert ready.json()["database"] == "down"
-    queue = await broker.declare_queue(BOOKING_REQUESTS)
-    assert queue.declaration_result.message_count == 0
+    requests = await queue(rabbit, BOOKING_REQUESTS.name)
+    assert requests.declaration_result.message_count == 0

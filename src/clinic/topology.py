@@ -104,14 +104,18 @@ parking_publisher = broker.publisher(
 )
 
 
-async def declare_topology(rabbit: RabbitBroker = broker) -> None:
+async def declare_topology() -> None:
     """Declare every exchange, queue and binding, so nothing published is unroutable."""
-    dead_letter = await rabbit.declare_exchange(DEAD_LETTER_EXCHANGE)
-    notifications = await rabbit.declare_exchange(NOTIFICATIONS_EXCHANGE)
-    for queue in (BOOKING_REQUESTS, EMAIL_NOTIFICATIONS, PARKED):
-        await rabbit.declare_queue(queue)
-    for retry in (BOOKING_RETRY, EMAIL_RETRY):
-        declared = await rabbit.declare_queue(retry)
-        await declared.bind(dead_letter, routing_key=retry.routing())
-    email = await rabbit.declare_queue(EMAIL_NOTIFICATIONS)
-    await email.bind(notifications)
+    # Over a connection of its own: FastStream remembers a queue declared through a
+    # broker, and a subscriber starting later would consume on the declaring channel,
+    # without its prefetch, so one worker would take every waiting message at once.
+    async with RabbitBroker(settings.rabbit_url, log_level=logging.DEBUG) as declarer:
+        dead_letter = await declarer.declare_exchange(DEAD_LETTER_EXCHANGE)
+        notifications = await declarer.declare_exchange(NOTIFICATIONS_EXCHANGE)
+        for queue in (BOOKING_REQUESTS, PARKED):
+            await declarer.declare_queue(queue)
+        for retry in (BOOKING_RETRY, EMAIL_RETRY):
+            declared = await declarer.declare_queue(retry)
+            await declared.bind(dead_letter, routing_key=retry.routing())
+        email = await declarer.declare_queue(EMAIL_NOTIFICATIONS)
+        await email.bind(notifications)

@@ -23,7 +23,6 @@ async def _worker_lifespan() -> AsyncIterator[None]:
     client = await connect_database()
     # Declared before any subscriber consumes, so a rejected message always has
     # a retry queue to go to.
-    await broker.connect()
     await declare_topology()
     try:
         yield
