@@ -51,7 +51,9 @@ from beanie import init_beanie  # noqa: E402
 from pymongo import AsyncMongoClient  # noqa: E402
 
 from clinic.database import connect_database  # noqa: E402
+from clinic.emails import Email, default_email_sender  # noqa: E402
 from clinic.models import DOCUMENT_MODELS, Booking, SlotClaim  # noqa: E402
+from clinic.topology import broker  # noqa: E402
 
 BIN = Path(sys.executable).parent
 
@@ -183,3 +185,21 @@ async def clean_db(
     await Booking.get_pymongo_collection().delete_many({})
     await SlotClaim.get_pymongo_collection().delete_many({})
     return database
+
+
+class Outbox:
+    """A fake email sender that keeps what it was asked to send: the one thing faked."""
+
+    def __init__(self) -> None:
+        self.sent: list[Email] = []
+
+    async def send(self, email: Email) -> None:
+        self.sent.append(email)
+
+
+@pytest.fixture
+def outbox() -> Iterator[Outbox]:
+    """Emails go to an Outbox instead of the log, for in-process workers."""
+    box = Outbox()
+    with broker.provider.scope(default_email_sender, lambda: box):
+        yield box

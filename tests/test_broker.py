@@ -4,7 +4,7 @@ import asyncio
 import itertools
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
@@ -15,7 +15,6 @@ from pymongo import AsyncMongoClient
 
 from clinic.api import app, lifespan
 from clinic.confirmation import clinic_confirmation
-from clinic.emails import Email, default_email_sender
 from clinic.handlers import app as workers_app  # noqa: F401  (registers the handlers)
 from clinic.messages import BookAppointment, BookingStatus, BookingStatusChanged
 from clinic.models import Booking, utcnow
@@ -30,26 +29,11 @@ from clinic.topology import (
     broker,
     declare_topology,
 )
-from tests.conftest import MongoServer
+from tests.conftest import MongoServer, Outbox
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("rabbit_vhost", "clean_db")]
 
 FUTURE = (utcnow() + timedelta(days=30)).strftime("%Y-%m-%dT10:30:00Z")
-
-
-class Outbox:
-    def __init__(self) -> None:
-        self.sent: list[Email] = []
-
-    async def send(self, email: Email) -> None:
-        self.sent.append(email)
-
-
-@pytest.fixture
-def outbox() -> Iterator[Outbox]:
-    box = Outbox()
-    with broker.provider.scope(default_email_sender, lambda: box):
-        yield box
 
 
 @pytest.fixture

@@ -1,7 +1,6 @@
 """Booking and notification handlers, in memory (TestRabbitBroker) on the real database."""
 
 import asyncio
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -10,7 +9,6 @@ from faststream.rabbit import TestRabbitBroker
 
 from clinic.booking import decide
 from clinic.confirmation import clinic_confirmation
-from clinic.emails import Email, default_email_sender
 from clinic.handlers import app  # noqa: F401  (registers both handlers on the broker)
 from clinic.messages import BookAppointment, BookingStatus, RejectionCode
 from clinic.models import Booking, SlotClaim, utcnow
@@ -20,25 +18,9 @@ from clinic.topology import (
     parking_publisher,
     status_publisher,
 )
+from tests.conftest import Outbox
 
 pytestmark = pytest.mark.usefixtures("clean_db")
-
-
-class Outbox:
-    """A fake email sender that keeps what it was asked to send."""
-
-    def __init__(self) -> None:
-        self.sent: list[Email] = []
-
-    async def send(self, email: Email) -> None:
-        self.sent.append(email)
-
-
-@pytest.fixture
-def outbox() -> Iterator[Outbox]:
-    box = Outbox()
-    with broker.provider.scope(default_email_sender, lambda: box):
-        yield box
 
 
 async def stored(date_offset: timedelta, name: str = "Juan Pérez") -> Booking:

@@ -104,12 +104,13 @@ parking_publisher = broker.publisher(
 )
 
 
-async def declare_topology() -> None:
+async def declare_topology(rabbit_url: str | None = None) -> None:
     """Declare every exchange, queue and binding, so nothing published is unroutable."""
     # Over a connection of its own: FastStream remembers a queue declared through a
     # broker, and a subscriber starting later would consume on the declaring channel,
     # without its prefetch, so one worker would take every waiting message at once.
-    async with RabbitBroker(settings.rabbit_url, log_level=logging.DEBUG) as declarer:
+    url = rabbit_url or settings.rabbit_url
+    async with RabbitBroker(url, log_level=logging.DEBUG) as declarer:
         dead_letter = await declarer.declare_exchange(DEAD_LETTER_EXCHANGE)
         notifications = await declarer.declare_exchange(NOTIFICATIONS_EXCHANGE)
         for queue in (BOOKING_REQUESTS, PARKED):

@@ -1,0 +1,1 @@
+"""Benchmarks of the clinic's services, run against real processes on this machine."""
