@@ -3,7 +3,7 @@
 import pytest
 from pydantic import ValidationError
 
-from clinic.privacy import mask_email, mask_name
+from clinic.privacy import mask_email
 from clinic.retries import failed_attempts
 from clinic.settings import Settings
 
@@ -28,11 +28,6 @@ def test_failed_attempts_count_only_this_queues_rejections() -> None:
 )
 def test_emails_are_masked_for_logs(email: str, masked: str) -> None:
     assert mask_email(email) == masked
-
-
-def test_names_are_masked_for_logs() -> None:
-    assert mask_name("José Ñúñez") == "J*** Ñ***"
-    assert "Juan" not in mask_name("Juan Pérez")
 
 
 def test_confirmation_delays_must_be_ordered() -> None:

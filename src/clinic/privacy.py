@@ -7,8 +7,3 @@ def mask_email(email: str) -> str:
     if not at:
         return "***"
     return f"{local[:1]}***@{domain}"
-
-
-def mask_name(name: str) -> str:
-    """``Juan Pérez`` -> ``J*** P***``."""
-    return " ".join(f"{part[:1]}***" for part in name.split()) or "***"

@@ -77,8 +77,6 @@ BOOKING_REQUESTS, BOOKING_RETRY = _retry_pair("booking_requests", "booking_retry
 EMAIL_NOTIFICATIONS, EMAIL_RETRY = _retry_pair("email_notifications", "email_retry")
 PARKED = RabbitQueue("parked_messages", durable=True)
 
-WORK_QUEUES = {q.name: q for q in (BOOKING_REQUESTS, EMAIL_NOTIFICATIONS)}
-
 booking_request_publisher = broker.publisher(
     BOOKING_REQUESTS,
     persist=True,
