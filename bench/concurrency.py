@@ -25,7 +25,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -41,6 +40,7 @@ from beanie import init_beanie
 from faststream.rabbit import RabbitBroker
 from pymongo import AsyncMongoClient
 
+from clinic.embedded_db import EmbeddedDatabase
 from clinic.messages import BookAppointment, BookingStatus
 from clinic.models import DOCUMENT_MODELS, Booking
 from clinic.settings import Settings, settings
@@ -98,20 +98,12 @@ def database_server(workdir: Path) -> Iterator[str]:
     if url := os.environ.get("CLINIC_MONGO_URL"):
         yield url
         return
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))  # a free port
-        port: int = sock.getsockname()[1]
-    storage = workdir / "db"
-    args = [str(BIN / "secantusd-py"), "--host", "127.0.0.1", "--port", str(port)]
-    with process([*args, "--storage-path", str(storage)], workdir / "db.log"):
-        deadline = time.monotonic() + 30
-        while True:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
-                break
-            if time.monotonic() > deadline:
-                raise RuntimeError("SecantusDB did not start within 30 s")
-            time.sleep(0.1)
-        yield f"mongodb://127.0.0.1:{port}/?retryWrites=false"
+    database = EmbeddedDatabase(workdir / "db", log=workdir / "db.log")
+    database.start()
+    try:
+        yield database.url
+    finally:
+        database.stop()
 
 
 async def load(rabbit_url: str, mongo_url: str, db_name: str, count: int) -> None:

@@ -10,31 +10,26 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
+
+# Reads no settings, so it may come before the environment below.
+from clinic.embedded_db import EmbeddedDatabase
 
 RUN_ID = uuid.uuid4().hex[:8]
 VHOST = f"clinic-test-{RUN_ID}"
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 _rabbit_base = os.environ.get("CLINIC_TEST_RABBIT_URL", "amqp://guest:guest@127.0.0.1:5672/")
 EXTERNAL_MONGO = os.environ.get("CLINIC_MONGO_URL")
-MONGO_PORT = free_port()
+SESSION_DIR = Path(tempfile.mkdtemp(prefix="clinic-test-"))
+SESSION_DB = EmbeddedDatabase(SESSION_DIR / "db", log=SESSION_DIR / "db.log")
 os.environ.update(
     CLINIC_RABBIT_URL=_rabbit_base.rstrip("/") + "/" + VHOST,
-    CLINIC_MONGO_URL=EXTERNAL_MONGO or f"mongodb://127.0.0.1:{MONGO_PORT}/?retryWrites=false",
+    CLINIC_MONGO_URL=EXTERNAL_MONGO or SESSION_DB.url,
     CLINIC_MONGO_DB=f"clinic_test_{RUN_ID}",
     CLINIC_RETRY_DELAY="1",
     CLINIC_MAX_RETRIES="3",
@@ -95,71 +90,23 @@ def rabbit_vhost() -> Iterator[str]:
         _rabbitmqctl("delete_vhost", VHOST)
 
 
-class MongoServer:
-    """The SecantusDB server process of this test session (unless CLINIC_MONGO_URL is given)."""
-
-    def __init__(self, port: int, storage: Path) -> None:
-        self.port = port
-        self.storage = storage
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        """Start the server and wait until it accepts connections."""
-        self.process = subprocess.Popen(
-            [
-                str(BIN / "secantusd-py"),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--storage-path",
-                str(self.storage),
-                "--log-level",
-                "WARNING",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), 0.5):
-                    return
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError("SecantusDB did not start within 30 s")
-
-    def stop(self) -> None:
-        """Stop the server (its data stays on disk)."""
-        if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-            self.process = None
-
-
 @pytest.fixture(scope="session")
-def mongo_server() -> Iterator[MongoServer | None]:
+def mongo_server() -> Iterator[EmbeddedDatabase | None]:
     """The session's MongoDB-compatible server; None when an external one is used."""
     if EXTERNAL_MONGO:
         yield None
         return
-    storage = Path(tempfile.mkdtemp(prefix="clinic-test-db-"))
-    server = MongoServer(MONGO_PORT, storage)
-    server.start()
+    SESSION_DB.start()
     try:
-        yield server
+        yield SESSION_DB
     finally:
-        server.stop()
-        shutil.rmtree(storage, ignore_errors=True)
+        SESSION_DB.stop()
+        shutil.rmtree(SESSION_DIR, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
 async def database(
-    mongo_server: MongoServer | None,
+    mongo_server: EmbeddedDatabase | None,
 ) -> AsyncIterator[AsyncMongoClient[dict[str, object]]]:
     """Beanie, initialised on the session's database (dropped afterwards)."""
     client = await connect_database()

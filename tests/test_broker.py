@@ -15,6 +15,7 @@ from pymongo import AsyncMongoClient
 
 from clinic.api import app, lifespan
 from clinic.confirmation import clinic_confirmation
+from clinic.embedded_db import EmbeddedDatabase
 from clinic.handlers import app as workers_app  # noqa: F401  (registers the handlers)
 from clinic.messages import BookAppointment, BookingStatus, BookingStatusChanged
 from clinic.models import Booking, utcnow
@@ -29,7 +30,7 @@ from clinic.topology import (
     broker,
     declare_topology,
 )
-from tests.conftest import MongoServer, Outbox
+from tests.conftest import Outbox
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("rabbit_vhost", "clean_db")]
 
@@ -276,7 +277,7 @@ async def test_unroutable_publish_answers_503_and_marks_the_booking(
 
 async def test_database_down_answers_503_json_and_publishes_nothing(
     api: AsyncClient,
-    mongo_server: MongoServer | None,
+    mongo_server: EmbeddedDatabase | None,
     rabbit: aio_pika.abc.AbstractChannel,
 ) -> None:
     if mongo_server is None:

@@ -14,14 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from clinic.embedded_db import free_port
+
 CLINIC = Path(sys.executable).parent / "clinic"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
@@ -43,7 +38,7 @@ def _accepts_connections(port: int) -> bool:
 
 @pytest.mark.e2e
 def test_clinic_dev_books_and_stops(rabbit_vhost: str, tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     api = f"http://127.0.0.1:{port}"
     data_dir = tmp_path / "data"
     env = {k: v for k, v in os.environ.items() if k != "CLINIC_MONGO_URL"}

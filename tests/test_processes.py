@@ -9,8 +9,8 @@ import httpx
 import pytest
 import yaml
 
+from clinic.embedded_db import free_port
 from clinic.models import utcnow
-from tests.conftest import free_port
 from tests.processes import running, wait_for_status, wait_until_up
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("rabbit_vhost", "clean_db")]

