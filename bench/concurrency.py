@@ -24,7 +24,6 @@ import asyncio
 import contextlib
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -39,6 +38,7 @@ from pathlib import Path
 from beanie import init_beanie
 from faststream.rabbit import RabbitBroker
 from pymongo import AsyncMongoClient
+from tests.processes import running
 
 from clinic.embedded_db import EmbeddedDatabase
 from clinic.messages import BookAppointment, BookingStatus
@@ -47,7 +47,6 @@ from clinic.settings import Settings, settings
 from clinic.topology import BOOKING_REQUESTS, declare_topology
 
 RABBIT_URL = "amqp://guest:guest@127.0.0.1:5672/"
-BIN = Path(sys.executable).parent
 READY_LINE = b"started successfully"
 
 
@@ -70,26 +69,6 @@ class Run:
 
 def rabbitmqctl(*args: str) -> None:
     subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
-
-
-@contextlib.contextmanager
-def process(args: list[str], log: Path, env: dict[str, str] | None = None) -> Iterator[None]:
-    """Run ``args`` in its own process group until the block ends."""
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            args, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
-        )
-    try:
-        yield
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 @contextlib.contextmanager
@@ -171,7 +150,7 @@ def measure(mongo_url: str, args: argparse.Namespace, workdir: Path) -> Run:
         rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
         asyncio.run(load(rabbit_url, mongo_url, db_name, args.bookings))
         log = workdir / f"worker-{run_id}.log"
-        with process([str(BIN / "faststream"), "run", "clinic.handlers.booking:app"], log, env):
+        with running("faststream run clinic.handlers.booking:app", log, env):
             start = wait_ready(log)
             decided = asyncio.run(asyncio.wait_for(wait_decided(mongo_url, db_name), timeout))
         return Run(start, decided)
