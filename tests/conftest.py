@@ -38,17 +38,22 @@ os.environ.update(
     CLINIC_CONFIRM_DELAY_MAX="0.05",
     CLINIC_MONGO_TIMEOUT="1",
     CLINIC_PUBLISH_TIMEOUT="3",
+    CLINIC_OUTBOX_GRACE="1",
+    CLINIC_OUTBOX_INTERVAL="0.2",
+    CLINIC_EMAIL_SEND_TIMEOUT="2",
     CLINIC_LOG_LEVEL="INFO",
 )
 
+import aio_pika  # noqa: E402
 import pytest  # noqa: E402
 from beanie import init_beanie  # noqa: E402
 from pymongo import AsyncMongoClient  # noqa: E402
 
 from clinic.database import connect_database  # noqa: E402
 from clinic.emails import Email, default_email_sender  # noqa: E402
-from clinic.models import DOCUMENT_MODELS, Booking, SlotClaim  # noqa: E402
-from clinic.topology import broker  # noqa: E402
+from clinic.models import DOCUMENT_MODELS  # noqa: E402
+from clinic.settings import settings  # noqa: E402
+from clinic.topology import BOOKING_REQUESTS, BOOKING_RETRY, PARKED, broker, declare_topology  # noqa: E402
 
 BIN = Path(sys.executable).parent
 
@@ -121,7 +126,7 @@ async def database(
 async def clean_db(
     database: AsyncMongoClient[dict[str, object]],
 ) -> AsyncMongoClient[dict[str, object]]:
-    """An empty bookings collection for one test, on the session's client.
+    """Empty collections for one test, on the session's client.
 
     Beanie's registration is global: a test that ran the API's lifespan left it
     pointing at a client that is now closed, so it is bound again here.
@@ -129,8 +134,8 @@ async def clean_db(
     await init_beanie(
         database=database[os.environ["CLINIC_MONGO_DB"]], document_models=DOCUMENT_MODELS
     )
-    await Booking.get_pymongo_collection().delete_many({})
-    await SlotClaim.get_pymongo_collection().delete_many({})
+    for model in DOCUMENT_MODELS:
+        await model.get_pymongo_collection().delete_many({})
     return database
 
 
@@ -150,3 +155,30 @@ def outbox() -> Iterator[Outbox]:
     box = Outbox()
     with broker.provider.scope(default_email_sender, lambda: box):
         yield box
+
+
+@pytest.fixture
+async def rabbit(rabbit_vhost: str) -> AsyncIterator[aio_pika.abc.AbstractChannel]:
+    """A channel of the test's own on emptied queues, to look into them without the app."""
+    await declare_topology()
+    connection = await aio_pika.connect(settings.rabbit_url)
+    try:
+        channel = await connection.channel()
+        for queue in (BOOKING_REQUESTS, BOOKING_RETRY, PARKED):
+            await (await channel.declare_queue(queue.name, passive=True)).purge()
+        yield channel
+    finally:
+        await connection.close()
+
+
+@pytest.fixture
+async def workers(rabbit: aio_pika.abc.AbstractChannel) -> AsyncIterator[None]:
+    """Both handlers consuming from the real broker in this process."""
+    from clinic import handlers
+
+    assert handlers.app  # built on first access: registers both handlers
+    await broker.start()
+    try:
+        yield
+    finally:
+        await broker.stop()

@@ -19,85 +19,22 @@ from clinic.embedded_db import EmbeddedDatabase
 from clinic.handlers import app as workers_app  # noqa: F401  (registers the handlers)
 from clinic.messages import BookAppointment, BookingStatus, BookingStatusChanged
 from clinic.models import Booking, utcnow
+from clinic.outbox import relay_once
 from clinic.retries import PARKED_FROM_HEADER, PARKED_REASON_HEADER
 from clinic.settings import settings
 from clinic.topology import (
     BOOKING_REQUESTS,
-    BOOKING_RETRY,
     NOTIFICATIONS_EXCHANGE,
-    PARKED,
     booking_request_publisher,
     broker,
     declare_topology,
 )
 from tests.conftest import Outbox
+from tests.integration import parked_messages, queue, stored_booking, terminal, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("rabbit_vhost", "clean_db")]
 
 FUTURE = (utcnow() + timedelta(days=30)).strftime("%Y-%m-%dT10:30:00Z")
-
-
-@pytest.fixture
-async def rabbit() -> AsyncIterator[aio_pika.abc.AbstractChannel]:
-    """A channel of the test's own, to look into queues without touching the app's broker."""
-    await declare_topology()
-    connection = await aio_pika.connect(settings.rabbit_url)
-    try:
-        channel = await connection.channel()
-        for queue in (BOOKING_REQUESTS, BOOKING_RETRY, PARKED):
-            await (await channel.declare_queue(queue.name, passive=True)).purge()
-        yield channel
-    finally:
-        await connection.close()
-
-
-async def queue(channel: aio_pika.abc.AbstractChannel, name: str) -> aio_pika.abc.AbstractQueue:
-    return await channel.declare_queue(name, passive=True)
-
-
-@pytest.fixture
-async def workers(rabbit: aio_pika.abc.AbstractChannel) -> AsyncIterator[None]:
-    """Both handlers consuming from the real broker in this process."""
-    await broker.start()
-    try:
-        yield
-    finally:
-        await broker.stop()
-
-
-async def wait_for(predicate: Any, within: float = 20.0) -> Any:
-    """Poll ``predicate`` until it returns something truthy; fail after ``within`` s."""
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if result := await predicate():
-            return result
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"not reached within {within}s")
-
-
-async def stored_booking(days: int = 10) -> Booking:
-    booking = Booking(
-        patient_name="Juan Pérez",
-        patient_email="juan@example.com",
-        date=(utcnow() + timedelta(days=days)).replace(second=0, microsecond=0),
-    )
-    await booking.insert()
-    return booking
-
-
-async def terminal(booking_id: str) -> Booking | None:
-    current = await Booking.get(booking_id)
-    return current if current and current.status is not BookingStatus.PENDING else None
-
-
-async def parked_messages(
-    channel: aio_pika.abc.AbstractChannel,
-) -> list[aio_pika.abc.AbstractIncomingMessage]:
-    parked = await queue(channel, PARKED.name)
-    taken: list[aio_pika.abc.AbstractIncomingMessage] = []
-    while (message := await parked.get(fail=False, no_ack=True)) is not None:
-        taken.append(message)
-    return taken
 
 
 def request_deaths(headers: dict[str, Any]) -> int:
@@ -256,7 +193,7 @@ async def test_ready_checks_broker_and_database(api: AsyncClient) -> None:
     assert response.json() == {"status": "ready", "broker": "up", "database": "up"}
 
 
-async def test_unroutable_publish_answers_503_and_marks_the_booking(
+async def test_booking_stays_accepted_when_its_publish_fails_and_the_relay_publishes_it(
     api: AsyncClient, rabbit: aio_pika.abc.AbstractChannel
 ) -> None:
     await rabbit.queue_delete(BOOKING_REQUESTS.name)
@@ -267,12 +204,28 @@ async def test_unroutable_publish_answers_503_and_marks_the_booking(
     finally:
         await declare_topology()
 
-    assert response.status_code == 503
-    assert "could not be queued" in response.json()["detail"]
+    # Stored durably, so accepted: the broker's refusal is the relay's problem.
+    assert response.status_code == 202
+    booking_id = response.json()["id"]
     [booking] = await Booking.find_all().to_list()
     assert booking.status is BookingStatus.PENDING
     assert booking.request_published is False
-    assert booking.publish_error
+    assert booking.publish_error is not None
+    assert "NO_ROUTE" in booking.publish_error
+    requests = await queue(rabbit, BOOKING_REQUESTS.name)
+    assert requests.declaration_result.message_count == 0
+
+    assert await relay_once() == 0, "published before its grace period was over"
+    await asyncio.sleep(settings.outbox_grace)
+    assert await relay_once() == 1
+    assert await relay_once() == 0, "published twice"
+    message = await wait_for(lambda: requests.get(fail=False, no_ack=True))
+    assert json.loads(message.body) == {"bookingId": booking_id}
+    assert message.delivery_mode == aio_pika.DeliveryMode.PERSISTENT
+    assert message.correlation_id == booking_id
+    stored = await Booking.get(booking_id)
+    assert stored is not None
+    assert stored.request_published is True
 
 
 async def test_database_down_answers_503_json_and_publishes_nothing(

@@ -1,36 +1,45 @@
 """HTTP API: patients book and look up appointments (``uvicorn clinic.api:app``).
 
 The API stores a booking, then publishes the request to the booking workers
-through the same broker object the workers use. It never consumes.
+through the same broker object the workers use (see ``clinic.outbox``). It
+never consumes.
 """
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from beanie import SortDirection
-from fastapi import APIRouter, FastAPI, HTTPException, Query, Request, Response, status
+from fastapi import (
+    APIRouter,
+    BackgroundTasks,
+    FastAPI,
+    HTTPException,
+    Query,
+    Request,
+    Response,
+    status,
+)
 from fastapi.responses import JSONResponse
 
 from clinic import __version__
 from clinic.database import DatabaseUnavailable, connect_database, database_is_up
 from clinic.dependencies import MongoClient
-from clinic.logs import configure_logging
-from clinic.messages import BookAppointment
+from clinic.logs import configure_logging, current_booking_id
 from clinic.models import Booking
+from clinic.outbox import hand_over
 from clinic.privacy import mask_email
 from clinic.schemas import BookingList, BookingOut, BookingRequest, ErrorOut, HealthOut
 from clinic.settings import settings
-from clinic.topology import booking_request_publisher, broker, declare_topology
+from clinic.topology import broker, declare_topology
 
 log = logging.getLogger("clinic.api")
 
 NOT_FOUND = "No booking with this id."
 NEWEST_FIRST = [("created_at", SortDirection.DESCENDING), ("_id", SortDirection.DESCENDING)]
 UNAVAILABLE: dict[int | str, dict[str, Any]] = {
-    503: {"model": ErrorOut, "description": "The broker or the database is down."}
+    503: {"model": ErrorOut, "description": "The booking database is unavailable."}
 }
 
 
@@ -59,11 +68,16 @@ router = APIRouter()
     responses=UNAVAILABLE,
     summary="Request an appointment",
 )
-async def book(request: BookingRequest, response: Response) -> BookingOut:
+async def book(
+    request: BookingRequest, response: Response, background: BackgroundTasks
+) -> BookingOut:
     """Store the booking as pending and hand it to the booking workers.
 
-    202 means the booking is stored and its request is confirmed by the broker;
-    follow ``Location`` to see it become confirmed or rejected.
+    202 means the booking is durably stored, and so will be processed: its
+    request is published right after the answer, or, if the broker is
+    unreachable or this process dies first, by the outbox relay once
+    ``CLINIC_OUTBOX_GRACE`` has passed. Follow ``Location`` to see it become
+    confirmed or rejected.
     """
     booking = Booking(
         patient_name=request.patient_name,
@@ -71,34 +85,11 @@ async def book(request: BookingRequest, response: Response) -> BookingOut:
         date=request.date,
     )
     await booking.insert()
-    try:
-        async with asyncio.timeout(settings.publish_timeout):
-            await booking_request_publisher.publish(
-                BookAppointment(booking_id=booking.id), correlation_id=booking.id
-            )
-    except Exception as exc:
-        # Kept, marked and findable: it can be re-driven once the broker is back.
-        log.error("publish failed: %r", exc, extra={"booking_id": booking.id})
-        await _mark(booking, request_published=False, publish_error=repr(exc)[:500])
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE,
-            "The booking could not be queued for processing; please try again shortly.",
-        ) from exc
-    await _mark(booking, request_published=True)
-    log.info(
-        "booking accepted for %s",
-        mask_email(booking.patient_email),
-        extra={"booking_id": booking.id},
-    )
+    current_booking_id.set(booking.id)
+    log.info("booking accepted for %s", mask_email(booking.patient_email))
+    background.add_task(hand_over, booking.id)
     response.headers["Location"] = f"/booking/{booking.id}"
     return BookingOut.of(booking)
-
-
-async def _mark(booking: Booking, **fields: object) -> None:
-    try:
-        await Booking.get_pymongo_collection().update_one({"_id": booking.id}, {"$set": fields})
-    except DatabaseUnavailable as exc:
-        log.warning("could not record %s: %r", fields, exc, extra={"booking_id": booking.id})
 
 
 @router.get(

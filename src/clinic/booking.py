@@ -112,7 +112,11 @@ async def announce(booking: Booking) -> None:
         reason_code=booking.reason_code,
         occurred_at=booking.updated_at,
     )
-    await status_publisher.publish(event, correlation_id=booking.id)
+    # The message id names the status change, so consumers can tell a republished
+    # event (after a crash before the record below) from a new one.
+    await status_publisher.publish(
+        event, correlation_id=booking.id, message_id=f"{booking.id}:{booking.status.value}"
+    )
     await Booking.get_pymongo_collection().update_one(
         {"_id": booking.id}, {"$set": {"notified_status": booking.status}}
     )

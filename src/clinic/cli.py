@@ -9,6 +9,7 @@ as a separate process, never imported.
 """
 
 import argparse
+import asyncio
 import os
 import re
 import signal
@@ -19,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from clinic.embedded_db import EmbeddedDatabase
+from clinic.parking import ParkedMessage, list_parked, replay_parked
 from clinic.settings import settings
 
 STOP_TIMEOUT = 15.0
@@ -111,6 +113,41 @@ def dev(args: argparse.Namespace) -> int:
             database.stop()
 
 
+def _table(messages: list[ParkedMessage]) -> str:
+    rows = [("ID", "FROM", "BOOKING", "PARKED AT", "REASON")]
+    rows += [(m.id, m.origin, m.booking_id, m.parked_at, m.reason) for m in messages]
+    widths = [max(len(row[i]) for row in rows) for i in range(4)] + [0]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        for row in rows
+    )
+
+
+def parked_list(args: argparse.Namespace) -> int:
+    """Print the parked messages with where they came from and why they were parked."""
+    messages = asyncio.run(list_parked(settings.rabbit_url))
+    if messages:
+        print(_table(messages))
+    print(f"{len(messages)} parked message(s)")
+    return 0
+
+
+def parked_replay(args: argparse.Namespace) -> int:
+    """Send parked messages back to their queues, once the cause of their failure is fixed."""
+    if not args.all and not args.ids:
+        print("clinic parked replay: give message ids, or --all", file=sys.stderr)
+        return 2
+    wanted = None if args.all else set(args.ids)
+    replayed = asyncio.run(replay_parked(settings.rabbit_url, wanted))
+    for message in replayed:
+        print(f"replayed {message.id} to {message.origin}")
+    missing = (wanted or set()) - {m.id for m in replayed}
+    for message_id in sorted(missing):
+        print(f"no replayable parked message {message_id}", file=sys.stderr)
+    print(f"{len(replayed)} message(s) replayed")
+    return 1 if missing else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``clinic`` argument parser, one subcommand per task."""
     parser = argparse.ArgumentParser(prog="clinic", description="Clinic appointment booking.")
@@ -120,6 +157,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--port", type=int, default=3000, help="API port (default: %(default)s)")
     run.add_argument("--workers", type=int, default=1, help="worker processes (default: 1)")
     run.set_defaults(handler=dev)
+    parked = commands.add_parser("parked", help="inspect and re-drive parked messages")
+    actions = parked.add_subparsers(dest="action", required=True, metavar="ACTION")
+    actions.add_parser("list", help="show parked messages and why").set_defaults(
+        handler=parked_list
+    )
+    replay = actions.add_parser("replay", help="send parked messages back to their queues")
+    replay.add_argument("ids", nargs="*", metavar="ID", help="ids shown by `clinic parked list`")
+    replay.add_argument("--all", action="store_true", help="replay every parked message")
+    replay.set_defaults(handler=parked_replay)
     return parser
 
 

@@ -1,14 +1,15 @@
 """What the clinic stores in MongoDB, with an index for every query the code makes."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import ClassVar
 from uuid import uuid4
 
 from beanie import Document
 from pydantic import Field
-from pymongo import DESCENDING, IndexModel
+from pymongo import ASCENDING, DESCENDING, IndexModel
 
 from clinic.messages import BookingStatus, RejectionCode
+from clinic.settings import settings
 
 
 def utcnow() -> datetime:
@@ -20,6 +21,11 @@ def utcnow() -> datetime:
 def new_booking_id() -> str:
     """A random UUID: the patient's unguessable key to their booking."""
     return str(uuid4())
+
+
+def outbox_deadline() -> datetime:
+    """When the outbox relay may publish a request that was not confirmed published by then."""
+    return utcnow() + timedelta(seconds=settings.outbox_grace)
 
 
 class Booking(Document):
@@ -34,9 +40,11 @@ class Booking(Document):
     reason_code: RejectionCode | None = None
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
-    # Outbox flags: whether the request reached the broker, and which status the
-    # patient's notification was published for, so a gap can be found and re-driven.
+    # Outbox: whether the broker confirmed the request, and when the relay may
+    # publish it if not; and which status the patient's notification was
+    # published for. A crash between two steps leaves a gap that can be found.
     request_published: bool = False
+    publish_after: datetime = Field(default_factory=outbox_deadline)
     publish_error: str | None = None
     notified_status: BookingStatus | None = None
 
@@ -45,6 +53,10 @@ class Booking(Document):
         indexes: ClassVar[list[IndexModel]] = [
             # GET /bookings: newest first, ties broken by id for a stable order.
             IndexModel([("created_at", DESCENDING), ("_id", DESCENDING)], name="newest_first"),
+            # The outbox relay: unpublished requests, oldest deadline first.
+            IndexModel(
+                [("request_published", ASCENDING), ("publish_after", ASCENDING)], name="outbox"
+            ),
         ]
 
 
@@ -59,4 +71,23 @@ class SlotClaim(Document):
         name = "slot_claims"
 
 
-DOCUMENT_MODELS: list[type[Document]] = [Booking, SlotClaim]
+class EmailClaim(Document):
+    """One email per booking status: claimed before it is sent, marked once it was.
+
+    Its id is ``<booking id>:<status>``; the unique ``_id`` index lets one worker
+    claim a send, so a redelivered or duplicated event never emails twice.
+    """
+
+    id: str  # type: ignore[assignment]
+    booking_id: str
+    status: BookingStatus
+    sent: bool = False
+    claimed_at: datetime = Field(default_factory=utcnow)
+    sent_at: datetime | None = None
+    attempts: int = 1
+
+    class Settings:
+        name = "email_claims"
+
+
+DOCUMENT_MODELS: list[type[Document]] = [Booking, SlotClaim, EmailClaim]

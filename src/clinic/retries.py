@@ -14,11 +14,13 @@ import json
 import logging
 from types import TracebackType
 from typing import Any
+from uuid import uuid4
 
 from aio_pika import IncomingMessage
 from faststream import BaseMiddleware
 from pydantic import ValidationError
 
+from clinic.models import utcnow
 from clinic.settings import settings
 from clinic.topology import parking_publisher
 
@@ -26,6 +28,7 @@ log = logging.getLogger("clinic.retries")
 
 PARKED_REASON_HEADER = "x-parked-reason"
 PARKED_FROM_HEADER = "x-parked-from"
+PARKED_AT_HEADER = "x-parked-at"
 
 
 class NeverSucceeds(Exception):  # noqa: N818 - it names the situation, not an error kind
@@ -60,12 +63,14 @@ async def park(raw: IncomingMessage, queue: str, reason: str) -> None:
     headers = {k: v for k, v in (raw.headers or {}).items() if k != "x-death"}
     headers[PARKED_REASON_HEADER] = reason[:1000]
     headers[PARKED_FROM_HEADER] = queue
+    headers[PARKED_AT_HEADER] = utcnow().isoformat()
     await parking_publisher.publish(
         raw.body,
         headers=headers,
         correlation_id=raw.correlation_id,
         content_type=raw.content_type,
-        message_id=raw.message_id,
+        # Every parked message gets an id, so an operator can replay just that one.
+        message_id=raw.message_id or str(uuid4()),
     )
 
 

@@ -1,5 +1,7 @@
 """The one place configuration is read: environment variables prefixed ``CLINIC_``."""
 
+from typing import Literal
+
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -37,6 +39,28 @@ class Settings(BaseSettings):
     )
     graceful_timeout: float = Field(
         15.0, gt=0, description="Seconds a stopping worker waits for in-flight messages."
+    )
+    outbox_grace: float = Field(
+        10.0,
+        gt=0,
+        description=(
+            "Seconds a stored booking may wait for its request to be published before "
+            "the outbox relay publishes it."
+        ),
+    )
+    outbox_interval: float = Field(
+        2.0, gt=0, description="Seconds between two scans of the outbox relay."
+    )
+    email_send_timeout: float = Field(
+        10.0,
+        gt=0,
+        description=(
+            "Seconds one email send may take; an unfinished send is retried after this long."
+        ),
+    )
+    queue_type: Literal["classic", "quorum"] = Field(
+        "classic",
+        description="RabbitMQ queue type of the work, retry and parking queues (quorum: clusters).",
     )
     log_level: str = Field("INFO", description="Log level of the clinic's own loggers.")
     dev_data_dir: str = Field(

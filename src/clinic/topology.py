@@ -15,10 +15,12 @@ Messages that can never succeed, or that ran out of retries, are parked in
 """
 
 import logging
+from typing import TYPE_CHECKING, Any, cast
 
 from faststream.rabbit import (
     Channel,
     ExchangeType,
+    QueueType,
     RabbitBroker,
     RabbitExchange,
     RabbitQueue,
@@ -26,6 +28,9 @@ from faststream.rabbit import (
 
 from clinic.messages import BookAppointment, BookingStatusChanged
 from clinic.settings import settings
+
+if TYPE_CHECKING:
+    from faststream.rabbit.schemas.queue import ClassicQueueArgs, QuorumQueueArgs
 
 # A returned (unroutable) publish must raise, so a booking is never silently lost;
 # publisher confirms make every publish wait for the broker to take responsibility.
@@ -47,23 +52,37 @@ NOTIFICATIONS_EXCHANGE = RabbitExchange(
     "booking_notifications", type=ExchangeType.FANOUT, durable=True
 )
 DEFAULT_EXCHANGE = ""
+QUEUE_TYPE = QueueType(settings.queue_type)
+
+
+def _durable_queue(name: str, routing_key: str = "", **arguments: Any) -> RabbitQueue:
+    """A durable queue of the configured type (classic, or quorum for clusters)."""
+    if QUEUE_TYPE is QueueType.QUORUM and "x-dead-letter-exchange" in arguments:
+        # Quorum queues can dead-letter at least once instead of at most once;
+        # that needs publishers refused, rather than messages dropped, when full.
+        arguments |= {"x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish"}
+    if QUEUE_TYPE is QueueType.QUORUM:
+        quorum = cast("QuorumQueueArgs", arguments)
+        return RabbitQueue(
+            name, QueueType.QUORUM, durable=True, routing_key=routing_key, arguments=quorum
+        )
+    classic = cast("ClassicQueueArgs", arguments)
+    return RabbitQueue(name, durable=True, routing_key=routing_key, arguments=classic)
 
 
 def _retry_pair(work: str, retry: str) -> tuple[RabbitQueue, RabbitQueue]:
     """A work queue whose rejects wait ``retry_delay`` in ``retry`` and then come back."""
-    work_queue = RabbitQueue(
+    work_queue = _durable_queue(
         work,
-        durable=True,
-        arguments={
+        **{
             "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE.name,
             "x-dead-letter-routing-key": retry,
         },
     )
-    retry_queue = RabbitQueue(
+    retry_queue = _durable_queue(
         retry,
-        durable=True,
         routing_key=retry,
-        arguments={
+        **{
             "x-message-ttl": round(settings.retry_delay * 1000),
             # The default exchange routes by queue name: expired messages go back to work.
             "x-dead-letter-exchange": DEFAULT_EXCHANGE,
@@ -75,7 +94,7 @@ def _retry_pair(work: str, retry: str) -> tuple[RabbitQueue, RabbitQueue]:
 
 BOOKING_REQUESTS, BOOKING_RETRY = _retry_pair("booking_requests", "booking_retry")
 EMAIL_NOTIFICATIONS, EMAIL_RETRY = _retry_pair("email_notifications", "email_retry")
-PARKED = RabbitQueue("parked_messages", durable=True)
+PARKED = _durable_queue("parked_messages")
 
 booking_request_publisher = broker.publisher(
     BOOKING_REQUESTS,

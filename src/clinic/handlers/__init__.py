@@ -18,5 +18,5 @@ def __getattr__(name: str) -> "FastStream":
     from clinic.handlers import booking, notifications  # noqa: F401  (register both handlers)
     from clinic.handlers.runtime import worker_app
 
-    globals()["app"] = combined = worker_app("clinic workers")
+    globals()["app"] = combined = worker_app("clinic workers", outbox_relay=True)
     return combined

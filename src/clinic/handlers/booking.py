@@ -54,4 +54,4 @@ async def process_booking(
         raise
 
 
-app = worker_app("clinic booking worker")
+app = worker_app("clinic booking worker", outbox_relay=True)

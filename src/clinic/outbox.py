@@ -1,0 +1,100 @@
+"""The outbox: a stored booking always reaches the booking workers, sooner or later.
+
+The API stores a booking first, with ``request_published: false`` and a
+``publish_after`` deadline, answers 202, and then publishes its request. When
+that publish is confirmed by the broker, the flag is set. If the broker was
+down, or the API died in between, the flag stays unset, and the relay running
+in the booking workers publishes the request once the deadline has passed. A
+request published twice is harmless: deciding a booking is idempotent.
+"""
+
+import asyncio
+import logging
+from contextlib import suppress
+from datetime import timedelta
+
+from pymongo import ASCENDING
+
+from clinic.database import DatabaseUnavailable
+from clinic.messages import BookAppointment
+from clinic.models import Booking, utcnow
+from clinic.settings import settings
+from clinic.topology import booking_request_publisher
+
+log = logging.getLogger("clinic.outbox")
+
+RELAY_BATCH = 500
+"""Most requests one relay scan publishes, so a backlog never starves the shutdown."""
+
+
+async def publish_request(booking_id: str) -> None:
+    """Hand the booking to the workers and record that the broker confirmed it."""
+    async with asyncio.timeout(settings.publish_timeout):
+        await booking_request_publisher.publish(
+            BookAppointment(booking_id=booking_id), correlation_id=booking_id, message_id=booking_id
+        )
+    await Booking.get_pymongo_collection().update_one(
+        {"_id": booking_id}, {"$set": {"request_published": True, "publish_error": None}}
+    )
+
+
+async def hand_over(booking_id: str) -> None:
+    """Publish a just-stored booking's request; on failure leave it to the relay."""
+    try:
+        await publish_request(booking_id)
+    except Exception as exc:  # noqa: BLE001 - whatever failed, the relay retries it
+        log.warning(
+            "request not published yet, the outbox relay will: %r",
+            exc,
+            extra={"booking_id": booking_id},
+        )
+        with suppress(DatabaseUnavailable):
+            await Booking.get_pymongo_collection().update_one(
+                {"_id": booking_id}, {"$set": {"publish_error": repr(exc)[:500]}}
+            )
+
+
+async def _take_due() -> str | None:
+    """Lease the oldest overdue unpublished request: no other relay takes it for a grace period."""
+    now = utcnow()
+    raw = await Booking.get_pymongo_collection().find_one_and_update(
+        {"request_published": False, "publish_after": {"$lte": now}},
+        {"$set": {"publish_after": now + timedelta(seconds=settings.outbox_grace)}},
+        projection={"_id": True},
+        sort=[("publish_after", ASCENDING)],
+    )
+    return None if raw is None else str(raw["_id"])
+
+
+async def relay_once() -> int:
+    """Publish every overdue request (up to a batch); returns how many were published."""
+    published = 0
+    while published < RELAY_BATCH and (booking_id := await _take_due()) is not None:
+        await publish_request(booking_id)
+        log.info("request published by the outbox relay", extra={"booking_id": booking_id})
+        published += 1
+    return published
+
+
+async def run_relay(stop: asyncio.Event) -> None:
+    """Scan for overdue requests every ``CLINIC_OUTBOX_INTERVAL`` seconds until ``stop``.
+
+    A broker or database outage is logged when it starts and when it ends, not on
+    every scan.
+    """
+    failing = False
+    while not stop.is_set():
+        try:
+            await relay_once()
+        except Exception as exc:  # noqa: BLE001 - an outage pauses the relay, never stops it
+            if not failing:
+                log.warning(
+                    "outbox relay paused, retrying every %gs: %r", settings.outbox_interval, exc
+                )
+            failing = True
+        else:
+            if failing:
+                log.info("outbox relay resumed")
+            failing = False
+        with suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), settings.outbox_interval)

@@ -1,0 +1,51 @@
+"""Helpers of the integration tests: look into the real queues, wait for real bookings."""
+
+import asyncio
+import time
+from datetime import timedelta
+from typing import Any
+
+import aio_pika
+
+from clinic.messages import BookingStatus
+from clinic.models import Booking, utcnow
+from clinic.topology import PARKED
+
+
+async def queue(channel: aio_pika.abc.AbstractChannel, name: str) -> aio_pika.abc.AbstractQueue:
+    return await channel.declare_queue(name, passive=True)
+
+
+async def wait_for(predicate: Any, within: float = 20.0) -> Any:
+    """Poll ``predicate`` until it returns something truthy; fail after ``within`` s."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if result := await predicate():
+            return result
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"not reached within {within}s")
+
+
+async def stored_booking(days: int = 10) -> Booking:
+    booking = Booking(
+        patient_name="Juan Pérez",
+        patient_email="juan@example.com",
+        date=(utcnow() + timedelta(days=days)).replace(second=0, microsecond=0),
+    )
+    await booking.insert()
+    return booking
+
+
+async def terminal(booking_id: str) -> Booking | None:
+    current = await Booking.get(booking_id)
+    return current if current and current.status is not BookingStatus.PENDING else None
+
+
+async def parked_messages(
+    channel: aio_pika.abc.AbstractChannel,
+) -> list[aio_pika.abc.AbstractIncomingMessage]:
+    parked = await queue(channel, PARKED.name)
+    taken: list[aio_pika.abc.AbstractIncomingMessage] = []
+    while (message := await parked.get(fail=False, no_ack=True)) is not None:
+        taken.append(message)
+    return taken
