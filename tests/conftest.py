@@ -53,7 +53,15 @@ from clinic.database import connect_database  # noqa: E402
 from clinic.emails import Email, default_email_sender  # noqa: E402
 from clinic.models import DOCUMENT_MODELS  # noqa: E402
 from clinic.settings import settings  # noqa: E402
-from clinic.topology import BOOKING_REQUESTS, BOOKING_RETRY, PARKED, broker, declare_topology  # noqa: E402
+from clinic.topology import (  # noqa: E402
+    BOOKING_REQUESTS,
+    BOOKING_RETRY,
+    EMAIL_NOTIFICATIONS,
+    EMAIL_RETRY,
+    PARKED,
+    broker,
+    declare_topology,
+)
 
 BIN = Path(sys.executable).parent
 
@@ -164,7 +172,7 @@ async def rabbit(rabbit_vhost: str) -> AsyncIterator[aio_pika.abc.AbstractChanne
     connection = await aio_pika.connect(settings.rabbit_url)
     try:
         channel = await connection.channel()
-        for queue in (BOOKING_REQUESTS, BOOKING_RETRY, PARKED):
+        for queue in (BOOKING_REQUESTS, BOOKING_RETRY, EMAIL_NOTIFICATIONS, EMAIL_RETRY, PARKED):
             await (await channel.declare_queue(queue.name, passive=True)).purge()
         yield channel
     finally:

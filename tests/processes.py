@@ -15,29 +15,69 @@ import httpx
 BIN = Path(sys.executable).parent
 
 
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Service:
+    """One real process of ours (and its children), which a test can kill and start again.
+
+    Its output is appended to ``log`` across restarts.
+    """
+
+    def __init__(self, command: str, log: Path, env: dict[str, str] | None = None) -> None:
+        program, *self.args = shlex.split(command)
+        self.program = str(BIN / program)
+        self.log = log
+        self.env = {**os.environ, **(env or {})}
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> "Service":
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(
+                [self.program, *self.args],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+                cwd=ROOT,
+                start_new_session=True,  # its own process group: signals reach its children
+            )
+        return self
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL the process and its children: no cleanup, no acks, no goodbyes."""
+        self._signal(signal.SIGKILL)
+        if self.process is not None:
+            self.process.wait()
+
+    def terminate(self, timeout: float = 20.0) -> float:
+        """SIGTERM, then wait for a graceful exit; the seconds it took (killed if too slow)."""
+        started = time.monotonic()
+        self._signal(signal.SIGTERM)
+        if self.process is not None:
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        return time.monotonic() - started
+
+    def _signal(self, signum: signal.Signals) -> None:
+        if self.process is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signum)
+
+
 @contextlib.contextmanager
 def running(command: str, log: Path, env: dict[str, str] | None = None) -> Iterator[Path]:
     """Run ``command`` (its program taken from this interpreter's bin) until the block ends."""
-    program, *args = shlex.split(command)
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [str(BIN / program), *args],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **(env or {})},
-            start_new_session=True,
-        )
+    service = Service(command, log, env).start()
     try:
         yield log
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        service.terminate()
 
 
 def wait_until_up(base_url: str, timeout: float = 40.0) -> None:

@@ -1,0 +1,94 @@
+"""What the fault tests add to the real worker apps: a mail server to count, crash points.
+
+The end-to-end fault tests run the clinic's own apps in real processes,
+wrapped by ``tests.faulty_api``, ``tests.faulty_booking_worker`` and
+``tests.faulty_notification_worker``. Those add only:
+
+- ``MailboxFile``, the fake of the one thing that leaves the system: every
+  email "sent" is a JSON line in ``FAULT_MAILBOX``, so a test counts emails
+  across processes and crashes;
+- crash points, named by ``FAULT_CRASH_POINT``: when one is reached (for the
+  ``FAULT_CRASH_AFTER``-th time) the process writes the booking id to
+  ``FAULT_MARKERS`` and hangs there, handling nothing more, so the test can
+  SIGKILL it at exactly that moment. The points: ``before_request_publish``
+  (API: stored, not yet published), ``before_status_publish`` (booking worker:
+  decision stored, not yet announced), ``mid_send`` (email claimed, not sent)
+  and ``after_handling`` (handled, not yet acknowledged);
+- ``BuggyClinic``: a handler bug that always raises, for one patient name.
+"""
+
+import asyncio
+import itertools
+import json
+import os
+from typing import Any, NoReturn
+
+from faststream import BaseMiddleware
+
+from clinic.confirmation import SimulatedConfirmation
+from clinic.emails import Email
+from clinic.models import Booking
+from clinic.topology import BOOKING_REQUESTS, NOTIFICATIONS_EXCHANGE
+
+CRASH_POINT = os.environ.get("FAULT_CRASH_POINT", "")
+MAILBOX = os.environ.get("FAULT_MAILBOX", "mailbox.jsonl")
+MARKERS = os.environ.get("FAULT_MARKERS", "markers.txt")
+CRASH_AFTER = int(os.environ.get("FAULT_CRASH_AFTER", "1"))
+"""Crash at the point the n-th time it is reached (the first time by default)."""
+BUGGY_NAME = "Bug Trigger"
+"""A booking for a patient of this name makes the faulty booking worker's handler raise."""
+
+_crashed = asyncio.Event()
+_turns = itertools.count(1)
+
+
+async def reach(point: str, booking_id: str) -> None:
+    """Pass ``point``; hang there if it is the crash point and its turn has come."""
+    if point == CRASH_POINT and next(_turns) >= CRASH_AFTER:
+        await hang_at(point, booking_id)
+
+
+async def hang_at(point: str, booking_id: str) -> NoReturn:
+    """Tell the test this crash point was reached, then never return."""
+    _crashed.set()
+    with open(MARKERS, "a") as markers:  # noqa: ASYNC230 - one short line
+        markers.write(f"{point} {booking_id}\n")
+    await asyncio.Event().wait()
+    raise AssertionError("unreachable")
+
+
+class MailboxFile:
+    """The fake mail server: one JSON line per email, appended in a single write."""
+
+    async def send(self, email: Email) -> None:
+        await reach("mid_send", email.booking_id)
+        line = json.dumps({"to": email.to, "subject": email.subject, "bookingId": email.booking_id})
+        with open(MAILBOX, "a") as mailbox:  # noqa: ASYNC230 - one short line
+            mailbox.write(line + "\n")
+
+
+class BuggyClinic(SimulatedConfirmation):
+    """The clinic's confirmation with a bug: it always raises for one patient's bookings."""
+
+    async def review(self, booking: Booking) -> None:
+        if booking.patient_name == BUGGY_NAME:
+            raise RuntimeError("bug: the confirmation step cannot handle this booking")
+        await super().review(booking)
+
+
+class CrashPoints(BaseMiddleware):
+    """Broker middleware that hangs at ``FAULT_CRASH_POINT`` (and stops all handling after)."""
+
+    async def consume_scope(self, call_next: Any, msg: Any) -> Any:
+        if _crashed.is_set():
+            await asyncio.Event().wait()  # the process is "dead": touch nothing more
+        result = await call_next(msg)
+        await reach("after_handling", str(msg.correlation_id))
+        return result
+
+    async def publish_scope(self, call_next: Any, cmd: Any) -> Any:
+        if cmd.exchange.name == NOTIFICATIONS_EXCHANGE.name:
+            await reach("before_status_publish", str(cmd.correlation_id))
+        elif cmd.destination == BOOKING_REQUESTS.name:
+            await reach("before_request_publish", str(cmd.correlation_id))
+        return await call_next(cmd)

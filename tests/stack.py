@@ -1,0 +1,154 @@
+"""The whole clinic as real processes, for the fault tests to break and watch.
+
+A ``Stack`` starts the API and the workers (through the ``tests.faulty_*``
+wrappers, which only add a mailbox file and crash points), books over HTTP,
+and reads what happened: booking states in MongoDB, emails in the mailbox,
+crash markers and queue depths.
+"""
+
+import asyncio
+import json
+import subprocess
+import time
+from collections import Counter
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+
+from clinic.embedded_db import free_port
+from clinic.messages import BookingStatus
+from clinic.models import Booking, utcnow
+from tests.processes import Service
+
+BOOKING_WORKER = "faststream run tests.faulty_booking_worker:app"
+NOTIFICATION_WORKER = "faststream run tests.faulty_notification_worker:app"
+
+
+class Stack:
+    """The API and any number of workers, sharing a mailbox and a markers file."""
+
+    def __init__(self, tmp: Path, vhost: str, **env: str) -> None:
+        self.tmp = tmp
+        self.vhost = vhost
+        self.mailbox = tmp / "mailbox.jsonl"
+        self.markers = tmp / "markers.txt"
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.env = {"FAULT_MAILBOX": str(self.mailbox), "FAULT_MARKERS": str(self.markers), **env}
+        self.services: list[Service] = []
+        self.slots = iter(range(1, 1_000_000))
+
+    def start(self, command: str, name: str, **env: str) -> Service:
+        """Start ``command`` with the stack's environment plus ``env``; logs to ``name``.log."""
+        service = Service(command, self.tmp / f"{name}.log", {**self.env, **env}).start()
+        self.services.append(service)
+        return service
+
+    def api(self, command: str = "uvicorn clinic.api:app", **env: str) -> Service:
+        return self.start(f"{command} --port {self.port}", "api", **env)
+
+    def booking_worker(self, name: str = "booking", **env: str) -> Service:
+        return self.start(BOOKING_WORKER, name, **env)
+
+    def notification_worker(self, name: str = "notifications", **env: str) -> Service:
+        return self.start(NOTIFICATION_WORKER, name, **env)
+
+    def stop_all(self) -> None:
+        for service in self.services:
+            service.terminate(timeout=10)
+
+    async def wait_until_ready(self, within: float = 40.0) -> None:
+        deadline = time.monotonic() + within
+        async with httpx.AsyncClient(base_url=self.base_url) as client:
+            while time.monotonic() < deadline:
+                try:
+                    if (await client.get("/ready", timeout=2)).status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass
+                await asyncio.sleep(0.2)
+        raise AssertionError(f"the API was not ready within {within}s")
+
+    def next_date(self) -> str:
+        """A future appointment time no other booking of this stack has."""
+        when = utcnow() + timedelta(days=30, minutes=30 * next(self.slots))
+        return when.strftime("%Y-%m-%dT%H:%M:00Z")
+
+    async def book(self, count: int = 1, name: str = "Juan Pérez") -> list[str]:
+        """POST ``count`` bookings at distinct times; their ids (each answered 202)."""
+        async with httpx.AsyncClient(base_url=self.base_url, timeout=30) as client:
+            responses = await asyncio.gather(
+                *(
+                    client.post(
+                        "/book",
+                        json={
+                            "patientName": name,
+                            "patientEmail": "juan@example.com",
+                            "date": self.next_date(),
+                        },
+                    )
+                    for _ in range(count)
+                )
+            )
+        assert [r.status_code for r in responses] == [202] * count, responses[0].text
+        return [str(r.json()["id"]) for r in responses]
+
+    def emails(self) -> Counter[str]:
+        """How many emails each booking got."""
+        if not self.mailbox.exists():
+            return Counter()
+        lines = self.mailbox.read_text().splitlines()
+        return Counter(json.loads(line)["bookingId"] for line in lines)
+
+    async def wait_for_marker(self, point: str, within: float = 20.0) -> str:
+        """Wait until a process hangs at crash point ``point``; the booking id it names."""
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            if self.markers.exists():
+                for line in self.markers.read_text().splitlines():
+                    reached, booking_id = line.split(" ", 1)
+                    if reached == point:
+                        return booking_id
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"no process reached {point} within {within}s")
+
+    async def wait_for_emails(self, booking_ids: list[str], within: float = 30.0) -> None:
+        """Wait until every booking got at least one email."""
+        deadline = time.monotonic() + within
+        while not all(self.emails()[b] for b in booking_ids):
+            assert time.monotonic() < deadline, f"emails missing: {self.emails()}"
+            await asyncio.sleep(0.1)
+
+    def queue_depths(self) -> dict[str, int]:
+        """Messages in each queue of the vhost, ready and unacknowledged alike."""
+        listed = subprocess.run(
+            ["rabbitmqctl", "-q", "list_queues", "-p", self.vhost, "name", "messages"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        ).stdout
+        depths = {}
+        for line in listed.splitlines():
+            name, _, count = line.rpartition("\t")
+            if count.isdigit():
+                depths[name] = int(count)
+        return depths
+
+
+async def wait_until_terminal(booking_ids: list[str], within: float = 60.0) -> list[Booking]:
+    """Wait until none of the bookings is pending; the bookings."""
+    deadline = time.monotonic() + within
+    while True:
+        bookings = await Booking.find({"_id": {"$in": booking_ids}}).to_list()
+        pending = [b.id for b in bookings if b.status is BookingStatus.PENDING]
+        if len(bookings) == len(booking_ids) and not pending:
+            return bookings
+        assert time.monotonic() < deadline, f"{len(pending)} still pending: {pending[:5]}"
+        await asyncio.sleep(0.2)
+
+
+def log_count(log: Path, text: str) -> int:
+    """How many lines of ``log`` contain ``text``."""
+    return sum(text in line for line in log.read_text(errors="replace").splitlines())

@@ -1,0 +1,259 @@
+"""Nothing lost, nothing doubled: real processes killed at the worst moments.
+
+Each test runs the API and workers as real processes on the real broker and
+database, breaks one of them, and checks that every booking ends in exactly
+one terminal state and every status change sends exactly one email.
+"""
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import aio_pika
+import pytest
+
+from clinic.messages import BookAppointment, BookingStatus
+from clinic.models import Booking, EmailClaim
+from clinic.settings import settings
+from clinic.topology import BOOKING_REQUESTS
+from tests.integration import parked_messages
+from tests.stack import Stack, log_count, wait_until_terminal
+
+pytestmark = [pytest.mark.faults, pytest.mark.usefixtures("clean_db")]
+
+SLOW_CONFIRMATION = {"CLINIC_CONFIRM_DELAY_MIN": "3", "CLINIC_CONFIRM_DELAY_MAX": "3"}
+
+
+@pytest.fixture
+def stack(
+    tmp_path: Path, rabbit: aio_pika.abc.AbstractChannel, rabbit_vhost: str
+) -> Iterator[Stack]:
+    clinic = Stack(tmp_path, rabbit_vhost)
+    try:
+        yield clinic
+    finally:
+        clinic.stop_all()
+
+
+async def decided_once(stack: Stack, booking_id: str) -> Booking:
+    """The booking, checked to be terminal and emailed exactly once."""
+    [booking] = await wait_until_terminal([booking_id])
+    await stack.wait_for_emails([booking_id])
+    await asyncio.sleep(1.5)  # room for a second email, if one were coming
+    assert stack.emails()[booking_id] == 1, stack.emails()
+    return booking
+
+
+async def test_booking_worker_killed_during_the_confirmation_delay(stack: Stack) -> None:
+    stack.api()
+    stack.notification_worker()
+    first = stack.booking_worker("booking-1", **SLOW_CONFIRMATION)
+    await stack.wait_until_ready()
+    [booking_id] = await stack.book()
+    await asyncio.sleep(1.5)  # the worker is waiting for the clinic
+    assert (await Booking.get(booking_id)).status is BookingStatus.PENDING  # type: ignore[union-attr]
+
+    first.kill()
+    second = stack.booking_worker("booking-2")
+
+    booking = await decided_once(stack, booking_id)
+    assert booking.status is BookingStatus.CONFIRMED
+    assert log_count(first.log, f"booking {booking_id} confirmed") == 0
+    assert log_count(second.log, f"booking {booking_id} confirmed") == 1
+
+
+async def test_worker_killed_after_storing_the_decision_before_announcing_it(
+    stack: Stack,
+) -> None:
+    stack.api()
+    stack.notification_worker()
+    first = stack.booking_worker("booking-1", FAULT_CRASH_POINT="before_status_publish")
+    await stack.wait_until_ready()
+    [booking_id] = await stack.book()
+
+    assert await stack.wait_for_marker("before_status_publish") == booking_id
+    stored = await Booking.get(booking_id)
+    assert stored is not None
+    assert stored.status is BookingStatus.CONFIRMED
+    assert stored.notified_status is None
+    first.kill()
+    assert stack.emails()[booking_id] == 0
+    stack.booking_worker("booking-2")
+
+    await decided_once(stack, booking_id)
+    booking = await Booking.get(booking_id)
+    assert booking is not None
+    assert booking.updated_at == stored.updated_at, "decided a second time"
+    assert booking.notified_status is BookingStatus.CONFIRMED
+
+
+async def test_notification_worker_killed_after_sending_before_acking(stack: Stack) -> None:
+    stack.api()
+    stack.booking_worker()
+    first = stack.notification_worker("notifications-1", FAULT_CRASH_POINT="after_handling")
+    await stack.wait_until_ready()
+    [booking_id] = await stack.book()
+
+    assert await stack.wait_for_marker("after_handling") == booking_id
+    assert stack.emails()[booking_id] == 1
+    first.kill()
+    second = stack.notification_worker("notifications-2")
+
+    deadline = asyncio.get_running_loop().time() + 20
+    while stack.queue_depths().get("email_notifications", 0):
+        assert asyncio.get_running_loop().time() < deadline, stack.queue_depths()
+        await asyncio.sleep(0.2)
+    assert log_count(second.log, "email already sent; duplicate ignored") == 1
+    assert stack.emails()[booking_id] == 1
+
+
+async def test_notification_worker_killed_mid_send_retries_the_unfinished_send(
+    stack: Stack,
+) -> None:
+    stack.api()
+    stack.booking_worker()
+    first = stack.notification_worker("notifications-1", FAULT_CRASH_POINT="mid_send")
+    await stack.wait_until_ready()
+    [booking_id] = await stack.book()
+
+    assert await stack.wait_for_marker("mid_send") == booking_id
+    first.kill()
+    stack.notification_worker("notifications-2")
+
+    await decided_once(stack, booking_id)
+    [claim] = await EmailClaim.find(EmailClaim.booking_id == booking_id).to_list()
+    assert claim.sent
+    assert claim.attempts == 2
+    assert (claim.sent_at - claim.claimed_at).total_seconds() >= 0  # type: ignore[operator]
+
+
+async def test_api_killed_between_storing_and_publishing_the_relay_publishes(
+    stack: Stack,
+) -> None:
+    api = stack.api("uvicorn tests.faulty_api:app", FAULT_CRASH_POINT="before_request_publish")
+    stack.booking_worker()
+    stack.notification_worker()
+    await stack.wait_until_ready()
+    [booking_id] = await stack.book()
+
+    assert await stack.wait_for_marker("before_request_publish") == booking_id
+    api.kill()
+    stored = await Booking.get(booking_id)
+    assert stored is not None
+    assert stored.request_published is False
+
+    booking = await decided_once(stack, booking_id)
+    assert booking.status is BookingStatus.CONFIRMED
+    assert log_count(stack.tmp / "booking.log", "request published by the outbox relay") == 1
+    assert (booking.updated_at - booking.created_at).total_seconds() >= settings.outbox_grace
+
+
+async def test_poison_messages_are_parked_while_good_bookings_flow(
+    stack: Stack, rabbit: aio_pika.abc.AbstractChannel
+) -> None:
+    stack.api()
+    booking_worker = stack.booking_worker()
+    stack.notification_worker()
+    await stack.wait_until_ready()
+    for body in (b"{not json", b'{"patient": "no bookingId"}', b'{"bookingId": "ghost"}'):
+        await rabbit.default_exchange.publish(
+            aio_pika.Message(body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+            routing_key=BOOKING_REQUESTS.name,
+        )
+    await rabbit.default_exchange.publish(
+        aio_pika.Message(b"\xff\xfe not an event", delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+        routing_key="email_notifications",
+    )
+    [buggy] = await stack.book(name="Bug Trigger")
+    good = await stack.book(5)
+
+    for booking in await wait_until_terminal(good, within=20):
+        assert booking.status is BookingStatus.CONFIRMED
+    [rejected] = await wait_until_terminal([buggy], within=30)
+    assert rejected.reason == "processing failed"
+    await stack.wait_for_emails([*good, buggy])
+
+    parked = await parked_messages(rabbit)
+    reasons = [str(m.headers["x-parked-reason"]) for m in parked]
+    assert len(parked) == 5, reasons
+    assert sum("gave up after" in r for r in reasons) == 1
+    assert sum("RuntimeError: bug" in r for r in reasons) == 1
+    attempts = log_count(booking_worker.log, f"[{buggy}] attempt")
+    assert attempts == settings.max_retries, "retried more or less than configured"
+    assert all(stack.emails()[b] == 1 for b in [*good, buggy])
+
+
+async def test_duplicate_requests_and_a_twice_replayed_parking_queue(
+    stack: Stack, rabbit: aio_pika.abc.AbstractChannel
+) -> None:
+    stack.api()
+    stack.booking_worker("booking-1")
+    stack.booking_worker("booking-2")
+    stack.notification_worker()
+    await stack.wait_until_ready()
+    [booking_id] = await stack.book()
+    request = BookAppointment(booking_id=booking_id).model_dump_json(by_alias=True).encode()
+    for _ in range(2):
+        await rabbit.default_exchange.publish(
+            aio_pika.Message(
+                request, correlation_id=booking_id, delivery_mode=aio_pika.DeliveryMode.PERSISTENT
+            ),
+            routing_key=BOOKING_REQUESTS.name,
+        )
+    booking = await decided_once(stack, booking_id)
+
+    for _ in range(2):
+        await rabbit.default_exchange.publish(
+            aio_pika.Message(
+                request,
+                correlation_id=booking_id,
+                message_id=booking_id,
+                headers={"x-parked-from": BOOKING_REQUESTS.name, "x-parked-reason": "test"},
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            ),
+            routing_key="parked_messages",
+        )
+        replay = await asyncio.create_subprocess_exec(
+            str(Path(stack.services[0].program).parent / "clinic"),
+            "parked",
+            "replay",
+            "--all",
+            env=stack.services[0].env,
+        )
+        assert await replay.wait() == 0
+
+    await asyncio.sleep(2)
+    again = await Booking.get(booking_id)
+    assert again is not None
+    assert again.updated_at == booking.updated_at
+    assert stack.emails()[booking_id] == 1
+    depths = stack.queue_depths()
+    assert depths["booking_requests"] == depths["parked_messages"] == 0, depths
+
+
+async def test_sigterm_under_load_finishes_in_flight_bookings_and_loses_none(
+    stack: Stack,
+) -> None:
+    stack.api()
+    stack.notification_worker()
+    graceful = {"CLINIC_GRACEFUL_TIMEOUT": "10", **SLOW_CONFIRMATION}
+    first = stack.booking_worker("booking-1", **graceful)
+    await stack.wait_until_ready()
+    ids = await stack.book(3 * settings.prefetch)
+    await asyncio.sleep(1)  # the first prefetch bookings are in the confirmation delay
+
+    took = first.terminate(timeout=30)
+    assert took < 10 + 3, f"took {took:.1f}s to stop"
+    finished = {b for b in ids if log_count(first.log, f"booking {b} confirmed")}
+    assert len(finished) == settings.prefetch, "in-flight bookings were not finished"
+    second = stack.booking_worker("booking-2")
+
+    await wait_until_terminal(ids, within=60)
+    await stack.wait_for_emails(ids)
+    await asyncio.sleep(1)
+    for booking_id in ids:
+        decisions = log_count(first.log, f"booking {booking_id} confirmed") + log_count(
+            second.log, f"booking {booking_id} confirmed"
+        )
+        assert decisions == 1, booking_id
+        assert stack.emails()[booking_id] == 1
