@@ -81,8 +81,15 @@ def _unavailable(what: str) -> None:
     pytest.skip(what)
 
 
-def _rabbitmqctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
+def _rabbitmqctl(*args: str) -> str:
+    return subprocess.run(
+        ["rabbitmqctl", "-q", *args], check=True, capture_output=True, text=True, timeout=60
+    ).stdout
+
+
+def vhost_rabbitmqctl(command: str, *args: str) -> str:
+    """``rabbitmqctl`` on the test session's vhost; its output."""
+    return _rabbitmqctl(command, "-p", VHOST, *args)
 
 
 @pytest.fixture(scope="session")

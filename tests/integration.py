@@ -26,11 +26,13 @@ async def wait_for(predicate: Any, within: float = 20.0) -> Any:
     raise AssertionError(f"not reached within {within}s")
 
 
-async def stored_booking(days: int = 10) -> Booking:
+async def stored_booking(days: int = 10, *, request_published: bool = False) -> Booking:
+    """A pending booking in the database, ``days`` ahead; not published anywhere."""
     booking = Booking(
         patient_name="Juan Pérez",
         patient_email="juan@example.com",
         date=(utcnow() + timedelta(days=days)).replace(second=0, microsecond=0),
+        request_published=request_published,
     )
     await booking.insert()
     return booking

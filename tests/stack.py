@@ -8,9 +8,11 @@ crash markers and queue depths.
 
 import asyncio
 import json
+import os
 import subprocess
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,7 +21,7 @@ import httpx
 from clinic.embedded_db import free_port
 from clinic.messages import BookingStatus
 from clinic.models import Booking, utcnow
-from tests.processes import Service
+from tests.processes import BIN, ROOT, Service
 
 BOOKING_WORKER = "faststream run tests.faulty_booking_worker:app"
 NOTIFICATION_WORKER = "faststream run tests.faulty_notification_worker:app"
@@ -28,9 +30,9 @@ NOTIFICATION_WORKER = "faststream run tests.faulty_notification_worker:app"
 class Stack:
     """The API and any number of workers, sharing a mailbox and a markers file."""
 
-    def __init__(self, tmp: Path, vhost: str, **env: str) -> None:
+    def __init__(self, tmp: Path, rabbitmqctl: Callable[..., str], **env: str) -> None:
         self.tmp = tmp
-        self.vhost = vhost
+        self.rabbitmqctl = rabbitmqctl
         self.mailbox = tmp / "mailbox.jsonl"
         self.markers = tmp / "markers.txt"
         self.port = free_port()
@@ -53,6 +55,17 @@ class Stack:
 
     def notification_worker(self, name: str = "notifications", **env: str) -> Service:
         return self.start(NOTIFICATION_WORKER, name, **env)
+
+    def clinic(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """Run the ``clinic`` command with the stack's environment."""
+        return subprocess.run(
+            [str(BIN / "clinic"), *args],
+            env={**os.environ, **self.env},
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
 
     def stop_all(self) -> None:
         for service in self.services:
@@ -122,13 +135,7 @@ class Stack:
 
     def queue_depths(self) -> dict[str, int]:
         """Messages in each queue of the vhost, ready and unacknowledged alike."""
-        listed = subprocess.run(
-            ["rabbitmqctl", "-q", "list_queues", "-p", self.vhost, "name", "messages"],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=60,
-        ).stdout
+        listed = self.rabbitmqctl("list_queues", "name", "messages")
         depths = {}
         for line in listed.splitlines():
             name, _, count = line.rpartition("\t")

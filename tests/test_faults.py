@@ -16,6 +16,7 @@ from clinic.messages import BookAppointment, BookingStatus
 from clinic.models import Booking, EmailClaim
 from clinic.settings import settings
 from clinic.topology import BOOKING_REQUESTS
+from tests.conftest import vhost_rabbitmqctl
 from tests.integration import parked_messages
 from tests.stack import Stack, log_count, wait_until_terminal
 
@@ -25,10 +26,9 @@ SLOW_CONFIRMATION = {"CLINIC_CONFIRM_DELAY_MIN": "3", "CLINIC_CONFIRM_DELAY_MAX"
 
 
 @pytest.fixture
-def stack(
-    tmp_path: Path, rabbit: aio_pika.abc.AbstractChannel, rabbit_vhost: str
-) -> Iterator[Stack]:
-    clinic = Stack(tmp_path, rabbit_vhost)
+def stack(tmp_path: Path, rabbit: aio_pika.abc.AbstractChannel) -> Iterator[Stack]:
+    """The clinic as processes on the session's vhost and database, stopped afterwards."""
+    clinic = Stack(tmp_path, vhost_rabbitmqctl)
     try:
         yield clinic
     finally:
@@ -213,14 +213,8 @@ async def test_duplicate_requests_and_a_twice_replayed_parking_queue(
             ),
             routing_key="parked_messages",
         )
-        replay = await asyncio.create_subprocess_exec(
-            str(Path(stack.services[0].program).parent / "clinic"),
-            "parked",
-            "replay",
-            "--all",
-            env=stack.services[0].env,
-        )
-        assert await replay.wait() == 0
+        replay = await asyncio.to_thread(stack.clinic, "parked", "replay", "--all")
+        assert replay.returncode == 0, replay.stderr
 
     await asyncio.sleep(2)
     again = await Booking.get(booking_id)

@@ -3,6 +3,7 @@
 import asyncio
 import json
 import subprocess
+from collections.abc import AsyncIterator
 
 import aio_pika
 import pytest
@@ -19,6 +20,16 @@ from tests.integration import parked_messages, queue, stored_booking, terminal, 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("clean_db")]
 
 
+@pytest.fixture
+async def publisher(rabbit: aio_pika.abc.AbstractChannel) -> AsyncIterator[None]:
+    """The app's broker, connected for publishing only."""
+    await broker.connect()
+    try:
+        yield
+    finally:
+        await broker.stop()
+
+
 async def park_request(booking_id: str, reason: str = "PyMongoError: database down") -> None:
     """Park a booking request the way the workers do after their last retry."""
     await parking_publisher.publish(
@@ -30,9 +41,8 @@ async def park_request(booking_id: str, reason: str = "PyMongoError: database do
 
 
 async def test_list_shows_parked_messages_with_their_reasons_and_leaves_them(
-    rabbit: aio_pika.abc.AbstractChannel,
+    rabbit: aio_pika.abc.AbstractChannel, publisher: None
 ) -> None:
-    await broker.connect()
     await park_request("b-1", "gave up after 3 retries: TimeoutError")
     await park_request("b-2", "NeverSucceeds: unknown booking b-2")
 
@@ -48,9 +58,8 @@ async def test_list_shows_parked_messages_with_their_reasons_and_leaves_them(
 
 
 async def test_replay_by_id_sends_just_that_message_back_without_its_parking_headers(
-    rabbit: aio_pika.abc.AbstractChannel,
+    rabbit: aio_pika.abc.AbstractChannel, publisher: None
 ) -> None:
-    await broker.connect()
     await park_request("b-1")
     await park_request("b-2")
 
@@ -94,8 +103,9 @@ def clinic(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(BIN / "clinic"), *args], capture_output=True, text=True, timeout=60)
 
 
-async def test_the_parked_commands_print_and_replay(rabbit: aio_pika.abc.AbstractChannel) -> None:
-    await broker.connect()
+async def test_the_parked_commands_print_and_replay(
+    rabbit: aio_pika.abc.AbstractChannel, publisher: None
+) -> None:
     await park_request("b-7", "gave up after 3 retries: TimeoutError")
 
     listed = await asyncio.to_thread(clinic, "parked", "list")

@@ -85,7 +85,7 @@ async def run_relay(stop: asyncio.Event) -> None:
     failing = False
     while not stop.is_set():
         try:
-            await relay_once()
+            published = await relay_once()
         except Exception as exc:  # noqa: BLE001 - an outage pauses the relay, never stops it
             if not failing:
                 log.warning(
@@ -93,8 +93,9 @@ async def run_relay(stop: asyncio.Event) -> None:
                 )
             failing = True
         else:
-            if failing:
+            # A scan with nothing due proves nothing: a failed request waits a grace period.
+            if failing and published:
                 log.info("outbox relay resumed")
-            failing = False
+                failing = False
         with suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), settings.outbox_interval)

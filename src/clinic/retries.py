@@ -8,6 +8,9 @@ count survives worker crashes and is shared by every worker process.
 A message that can never succeed (not JSON, wrong schema, unknown booking), or
 one that has used up ``CLINIC_MAX_RETRIES``, is parked in ``parked_messages``
 with the reason, and acknowledged so that other messages keep flowing.
+
+Each failed attempt is one log line; the traceback is logged once, when the
+message is parked after its last retry.
 """
 
 import json
@@ -92,7 +95,8 @@ class RetryOrPark(BaseMiddleware):
             log.warning("parking message from %s: %s", queue, reason)
         elif is_last_attempt(raw.headers, queue):
             reason = f"gave up after {settings.max_retries} retries: {reason}"
-            log.error("parking message from %s: %s", queue, reason)
+            # One traceback per parked message: enough to find a bug, not a flood.
+            log.error("parking message from %s: %s", queue, reason, exc_info=exc_val)
         else:
             attempt = failed_attempts(raw.headers, queue) + 1
             log.warning(
@@ -102,6 +106,9 @@ class RetryOrPark(BaseMiddleware):
                 settings.retry_delay,
                 reason,
             )
-            return False  # the subscriber rejects it into the retry queue
+            # Rejected here, into the retry queue, and the failure counted as handled:
+            # one line per attempt in the log, not a traceback each time.
+            await raw.reject(requeue=False)
+            return True
         await park(raw, queue, reason)
         return True  # handled: the subscriber acknowledges the original
