@@ -131,7 +131,7 @@ class Stack:
         deadline = time.monotonic() + within
         while not all(self.emails()[b] for b in booking_ids):
             assert time.monotonic() < deadline, f"emails missing: {self.emails()}"
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(0.25)
 
     def queue_depths(self) -> dict[str, int]:
         """Messages in each queue of the vhost, ready and unacknowledged alike."""
@@ -147,13 +147,14 @@ class Stack:
 async def wait_until_terminal(booking_ids: list[str], within: float = 60.0) -> list[Booking]:
     """Wait until none of the bookings is pending; the bookings."""
     deadline = time.monotonic() + within
-    while True:
-        bookings = await Booking.find({"_id": {"$in": booking_ids}}).to_list()
-        pending = [b.id for b in bookings if b.status is BookingStatus.PENDING]
-        if len(bookings) == len(booking_ids) and not pending:
-            return bookings
-        assert time.monotonic() < deadline, f"{len(pending)} still pending: {pending[:5]}"
-        await asyncio.sleep(0.2)
+    pending = {"_id": {"$in": booking_ids}, "status": BookingStatus.PENDING.value}
+    # Counting, not loading: polling thousands of bookings would slow the database down.
+    while left := await Booking.find(pending).count():
+        assert time.monotonic() < deadline, f"{left} of {len(booking_ids)} still pending"
+        await asyncio.sleep(0.5)
+    bookings = await Booking.find({"_id": {"$in": booking_ids}}).to_list()
+    assert len(bookings) == len(booking_ids), "bookings are missing"
+    return bookings
 
 
 def log_count(log: Path, text: str) -> int:

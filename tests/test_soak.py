@@ -1,0 +1,160 @@
+"""Soak with chaos: thousands of bookings while worker processes are SIGKILLed.
+
+The test keeps a ledger of what a clinic would notice: every booking ends
+confirmed or rejected, each status change is announced once on the fanout
+(seen on an audit queue of the test's own), each patient gets one email per
+status change, and every queue is drained at the end.
+"""
+
+import asyncio
+import contextlib
+import os
+import time
+from collections import Counter
+from pathlib import Path
+
+import aio_pika
+import httpx
+import pytest
+
+from clinic.messages import BookingStatus
+from clinic.models import Booking
+from clinic.topology import NOTIFICATIONS_EXCHANGE
+from tests.conftest import vhost_rabbitmqctl
+from tests.processes import Service
+from tests.stack import Stack, wait_until_terminal
+
+pytestmark = [pytest.mark.faults, pytest.mark.usefixtures("clean_db")]
+
+BOOKINGS = int(os.environ.get("SOAK_BOOKINGS", "2000"))
+KILL_EVERY = 4.0
+"""Seconds between two SIGKILLs of a booking worker."""
+SHARED_SLOT_EVERY = 10
+"""Every tenth booking asks for the time of the one before: one of the two is rejected."""
+QUEUES = ("booking_requests", "booking_retry", "email_notifications", "email_retry")
+
+
+async def post_all(stack: Stack, count: int) -> list[str]:
+    """POST ``count`` bookings, 32 at a time; their ids."""
+    dates: list[str] = []
+    for n in range(count):
+        dates.append(dates[-1] if n % SHARED_SLOT_EVERY == 1 else stack.next_date())
+    limit = asyncio.Semaphore(32)
+    async with httpx.AsyncClient(base_url=stack.base_url, timeout=30) as client:
+
+        async def post(date: str) -> str:
+            async with limit:
+                response = await client.post(
+                    "/book",
+                    json={
+                        "patientName": "Ana Ruiz",
+                        "patientEmail": "ana@example.com",
+                        "date": date,
+                    },
+                )
+            assert response.status_code == 202, response.text
+            return str(response.json()["id"])
+
+        return await asyncio.gather(*(post(date) for date in dates))
+
+
+async def chaos(
+    stack: Stack, workers: list[Service], notifications: Service, done: asyncio.Event
+) -> dict[str, int]:
+    """Kill a booking worker every few seconds and the notification worker once."""
+    kills = Counter[str]()
+    turn = 0
+    while not done.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(done.wait(), KILL_EVERY)
+        if done.is_set():
+            break
+        victim = turn % len(workers)
+        workers[victim].kill()
+        kills["booking worker"] += 1
+        workers[victim] = stack.booking_worker(f"booking-{victim}")
+        turn += 1
+        if stack.markers.exists() and notifications.running:
+            await asyncio.sleep(1)  # messages in flight elsewhere in it finish and are acked
+            notifications.kill()
+            kills["notification worker"] += 1
+            stack.notification_worker("notifications-after")
+    return dict(kills)
+
+
+@pytest.mark.timeout(420)
+async def test_soak_with_chaos(tmp_path: Path, rabbit: aio_pika.abc.AbstractChannel) -> None:
+    stack = Stack(
+        tmp_path,
+        vhost_rabbitmqctl,
+        CLINIC_CONFIRM_DELAY_MIN="0",
+        CLINIC_CONFIRM_DELAY_MAX="0",
+        CLINIC_PREFETCH="20",
+    )
+    audit = await rabbit.declare_queue(exclusive=True)
+    await audit.bind(NOTIFICATIONS_EXCHANGE.name)
+    announced: list[tuple[str, str]] = []
+
+    async def record(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+        async with message.process():
+            announced.append((str(message.message_id), str(message.correlation_id)))
+
+    await audit.consume(record)
+    done = asyncio.Event()
+    started = time.monotonic()
+    try:
+        stack.api()
+        workers = [stack.booking_worker(f"booking-{n}") for n in range(2)]
+        notifications = stack.notification_worker(
+            "notifications-first",
+            FAULT_CRASH_POINT="after_handling",
+            FAULT_CRASH_AFTER=str(BOOKINGS // 3),
+        )
+        await stack.wait_until_ready()
+        killer = asyncio.create_task(chaos(stack, workers, notifications, done))
+        ids = await post_all(stack, BOOKINGS)
+        posted = time.monotonic()
+        # Watched on the audit queue, so the database is not slowed down by polling.
+        deadline = time.monotonic() + 240
+        while len({message_id for message_id, _ in announced}) < len(ids):
+            assert time.monotonic() < deadline, f"{len(set(announced))} of {len(ids)} decided"
+            await asyncio.sleep(0.5)
+        decided = time.monotonic()
+        await stack.wait_for_emails(ids, within=120)
+        bookings = await wait_until_terminal(ids, within=10)
+        done.set()
+        kills = await killer
+        depths = {}
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            depths = stack.queue_depths()
+            if not any(depths[q] for q in QUEUES) and len(announced) >= len(ids):
+                break
+            await asyncio.sleep(0.5)
+        await asyncio.sleep(1)
+    finally:
+        done.set()
+        stack.stop_all()
+
+    statuses = Counter(b.status for b in bookings)
+    per_change = Counter(message_id for message_id, _ in announced)
+    emails = stack.emails()
+    expected = {f"{b.id}:{b.status.value}" for b in bookings}
+    print(
+        f"\nsoak: {len(ids)} bookings posted in {posted - started:.1f}s, all terminal after "
+        f"{decided - started:.1f}s; {statuses[BookingStatus.CONFIRMED]} confirmed, "
+        f"{statuses[BookingStatus.REJECTED]} rejected; kills: {kills}; "
+        f"{len(per_change)} status changes announced ({len(announced)} deliveries, "
+        f"{len(announced) - len(per_change)} republished after a kill); "
+        f"{sum(emails.values())} emails; queues at the end: {depths}"
+    )
+    assert kills.get("booking worker", 0) >= 2, kills
+    assert kills.get("notification worker") == 1, kills
+    assert statuses[BookingStatus.PENDING] == 0
+    assert statuses[BookingStatus.REJECTED] >= BOOKINGS // SHARED_SLOT_EVERY
+    assert set(per_change) == expected, "a status change was not announced, or a wrong one was"
+    assert all(correlation == m.split(":")[0] for m, correlation in announced)
+    assert emails == Counter({b.id: 1 for b in bookings}), "an email was lost or doubled"
+    assert not any(depths[q] for q in QUEUES), depths
+    assert depths["parked_messages"] == 0, depths
+    assert await Booking.find(Booking.notified_status == None).count() == 0  # noqa: E711
