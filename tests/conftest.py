@@ -11,7 +11,7 @@ import subprocess
 import sys
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -197,3 +197,19 @@ async def workers(rabbit: aio_pika.abc.AbstractChannel) -> AsyncIterator[None]:
         yield
     finally:
         await broker.stop()
+
+
+@pytest.fixture
+def own_vhost(rabbit_vhost: str) -> Iterator[tuple[str, Callable[..., str]]]:
+    """A vhost for one test whose queues are declared with other arguments; URL and ctl."""
+    name = f"{rabbit_vhost}-{uuid.uuid4().hex[:6]}"
+    _rabbitmqctl("add_vhost", name)
+
+    def ctl(command: str, *args: str) -> str:
+        return _rabbitmqctl(command, "-p", name, *args)
+
+    try:
+        _rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
+        yield settings.rabbit_url.rsplit("/", 1)[0] + "/" + name, ctl
+    finally:
+        _rabbitmqctl("delete_vhost", name)

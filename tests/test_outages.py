@@ -8,9 +8,7 @@ again whatever happens.
 import asyncio
 import itertools
 import re
-import subprocess
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -23,7 +21,6 @@ from clinic.embedded_db import EmbeddedDatabase
 from clinic.messages import BookAppointment, BookingStatus
 from clinic.models import Booking
 from clinic.parking import list_parked
-from clinic.settings import settings
 from clinic.topology import BOOKING_REQUESTS
 from tests import private_broker
 from tests.conftest import IN_CI
@@ -139,32 +136,6 @@ async def test_broker_restart_loses_nothing_and_everyone_reconnects(
         assert log_count(booking_worker.log, "Traceback") <= 20
     finally:
         stack.stop_all()
-
-
-@pytest.fixture
-def own_vhost(rabbit_vhost: str) -> Iterator[tuple[str, Callable[..., str]]]:
-    """A vhost for one test that declares its queues with other arguments; its URL and ctl."""
-    name = f"{rabbit_vhost}-{uuid.uuid4().hex[:6]}"
-    subprocess.run(["rabbitmqctl", "-q", "add_vhost", name], check=True, timeout=60)
-    subprocess.run(
-        ["rabbitmqctl", "-q", "set_permissions", "-p", name, "guest", ".*", ".*", ".*"],
-        check=True,
-        timeout=60,
-    )
-
-    def ctl(command: str, *args: str) -> str:
-        return subprocess.run(
-            ["rabbitmqctl", "-q", command, "-p", name, *args],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=60,
-        ).stdout
-
-    try:
-        yield settings.rabbit_url.rsplit("/", 1)[0] + "/" + name, ctl
-    finally:
-        subprocess.run(["rabbitmqctl", "-q", "delete_vhost", name], check=True, timeout=60)
 
 
 async def test_database_down_for_30_seconds(

@@ -62,7 +62,8 @@ def test_the_compose_services_commands_book_confirm_and_email(tmp_path: Path) ->
     assert re.search(rf"\[{booking_id}\] email to j\*\*\*@example\.com: .*confirmed", emails)
     for log in (api_log, booking_log, email_log):
         assert "juan@example.com" not in log.read_text(), log.name
-    assert booking_id in booking_log.read_text()
+        # One booking followed across the three processes by its id (the correlation id).
+        assert f"[{booking_id}]" in log.read_text(), log.name
 
 
 def test_one_command_runs_both_handlers_in_several_worker_processes(tmp_path: Path) -> None:
