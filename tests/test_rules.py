@@ -1,5 +1,7 @@
 """Small rules with no services behind them: retry counting, masking, settings."""
 
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
@@ -33,3 +35,20 @@ def test_emails_are_masked_for_logs(email: str, masked: str) -> None:
 def test_confirmation_delays_must_be_ordered() -> None:
     with pytest.raises(ValidationError, match="CLINIC_CONFIRM_DELAY_MIN"):
         Settings(confirm_delay_min=5, confirm_delay_max=2)
+
+
+def test_every_setting_is_documented_and_passed_through_by_compose() -> None:
+    root = Path(__file__).resolve().parent.parent
+    readme = (root / "README.md").read_text()
+    compose = (root / "docker-compose.yml").read_text()
+    for name in Settings.model_fields:
+        variable = f"CLINIC_{name.upper()}"
+        assert f"| `{variable}` |" in readme, f"{variable} is missing from the README's table"
+        if name != "dev_data_dir":  # only `clinic dev` reads it
+            assert f"{variable}:" in compose, f"{variable} is not passed through by compose"
+
+
+def test_queue_type_takes_only_what_rabbitmq_offers() -> None:
+    assert Settings(queue_type="quorum").queue_type == "quorum"
+    with pytest.raises(ValidationError, match="queue_type"):
+        Settings(queue_type="stream")
