@@ -83,7 +83,9 @@ async def chaos(
 
 
 @pytest.mark.timeout(420)
-async def test_soak_with_chaos(tmp_path: Path, rabbit: aio_pika.abc.AbstractChannel) -> None:
+async def test_soak_with_chaos(
+    tmp_path: Path, rabbit: aio_pika.abc.AbstractChannel, capsys: pytest.CaptureFixture[str]
+) -> None:
     stack = Stack(
         tmp_path,
         vhost_rabbitmqctl,
@@ -140,14 +142,16 @@ async def test_soak_with_chaos(tmp_path: Path, rabbit: aio_pika.abc.AbstractChan
     per_change = Counter(message_id for message_id, _ in announced)
     emails = stack.emails()
     expected = {f"{b.id}:{b.status.value}" for b in bookings}
-    print(
-        f"\nsoak: {len(ids)} bookings posted in {posted - started:.1f}s, all terminal after "
-        f"{decided - started:.1f}s; {statuses[BookingStatus.CONFIRMED]} confirmed, "
-        f"{statuses[BookingStatus.REJECTED]} rejected; kills: {kills}; "
-        f"{len(per_change)} status changes announced ({len(announced)} deliveries, "
-        f"{len(announced) - len(per_change)} republished after a kill); "
-        f"{sum(emails.values())} emails; queues at the end: {depths}"
-    )
+    # The ledger goes to the terminal even when the test passes.
+    with capsys.disabled():
+        print(
+            f"\nsoak: {len(ids)} bookings posted in {posted - started:.1f}s, all terminal after "
+            f"{decided - started:.1f}s; {statuses[BookingStatus.CONFIRMED]} confirmed, "
+            f"{statuses[BookingStatus.REJECTED]} rejected; kills: {kills}; "
+            f"{len(per_change)} status changes announced ({len(announced)} deliveries, "
+            f"{len(announced) - len(per_change)} republished after a kill); "
+            f"{sum(emails.values())} emails; queues at the end: {depths}"
+        )
     assert kills.get("booking worker", 0) >= 2, kills
     assert kills.get("notification worker") == 1, kills
     assert statuses[BookingStatus.PENDING] == 0
