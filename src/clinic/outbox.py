@@ -82,20 +82,21 @@ async def run_relay(stop: asyncio.Event) -> None:
     A broker or database outage is logged when it starts and when it ends, not on
     every scan.
     """
-    failing = False
+    failure: Exception | None = None
     while not stop.is_set():
         try:
             published = await relay_once()
         except Exception as exc:  # noqa: BLE001 - an outage pauses the relay, never stops it
-            if not failing:
+            if failure is None:
                 log.warning(
                     "outbox relay paused, retrying every %gs: %r", settings.outbox_interval, exc
                 )
-            failing = True
+            failure = exc
         else:
-            # A scan with nothing due proves nothing: a failed request waits a grace period.
-            if failing and published:
+            # A scan proves the database is back, but only a publish proves the broker is:
+            # a request that failed to publish is not due again for a grace period.
+            if failure is not None and (published or isinstance(failure, DatabaseUnavailable)):
                 log.info("outbox relay resumed")
-                failing = False
+                failure = None
         with suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), settings.outbox_interval)
