@@ -33,6 +33,8 @@ RUN groupadd --system --gid 10001 clinic \
 COPY --from=builder /opt/venv /opt/venv
 
 WORKDIR /app
+# The example doctors; compose points CLINIC_DOCTORS_FILE here unless told otherwise.
+COPY doctors.example.json ./
 USER 10001:10001
 
 EXPOSE 3000

@@ -42,14 +42,21 @@ os.environ.update(
     CLINIC_OUTBOX_INTERVAL="0.2",
     CLINIC_EMAIL_SEND_TIMEOUT="2",
     CLINIC_LOG_LEVEL="INFO",
+    CLINIC_TIMEZONE="Europe/Madrid",
+    # One doctor who works around the clock in 1-minute slots: any whole minute is bookable.
+    CLINIC_DOCTORS_FILE=str(Path(__file__).with_name("doctors.json")),
+    CLINIC_STAFF_TOKENS="staff-token-1,staff-token-2",
 )
 
 import aio_pika  # noqa: E402
 import pytest  # noqa: E402
 from beanie import init_beanie  # noqa: E402
+from faststream.rabbit import TestRabbitBroker  # noqa: E402
+from httpx import ASGITransport, AsyncClient  # noqa: E402
 from pymongo import AsyncMongoClient  # noqa: E402
 
 from clinic.database import connect_database  # noqa: E402
+from clinic.doctors import seed_doctors  # noqa: E402
 from clinic.emails import Email, default_email_sender  # noqa: E402
 from clinic.models import DOCUMENT_MODELS  # noqa: E402
 from clinic.settings import settings  # noqa: E402
@@ -151,6 +158,7 @@ async def clean_db(
     )
     for model in DOCUMENT_MODELS:
         await model.get_pymongo_collection().delete_many({})
+    await seed_doctors(Path(settings.doctors_file))
     return database
 
 
@@ -213,3 +221,20 @@ def own_vhost(rabbit_vhost: str) -> Iterator[tuple[str, Callable[..., str]]]:
         yield settings.rabbit_url.rsplit("/", 1)[0] + "/" + name, ctl
     finally:
         _rabbitmqctl("delete_vhost", name)
+
+
+@pytest.fixture
+async def client(clean_db: AsyncMongoClient[dict[str, object]]) -> AsyncIterator[AsyncClient]:
+    """The API in process, on the session's database, publishing to an in-memory broker."""
+    from clinic.api import app
+
+    app.state.mongo = clean_db
+    async with (
+        TestRabbitBroker(broker),
+        AsyncClient(transport=ASGITransport(app=app), base_url="http://clinic") as http,
+    ):
+        yield http
+
+
+STAFF = {"Authorization": "Bearer staff-token-2"}
+"""Headers of a staff member (the tests' second staff token)."""

@@ -1,33 +1,21 @@
 """The HTTP API in process (httpx on the ASGI app), publishing to an in-memory broker."""
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from faststream.rabbit import TestRabbitBroker
-from httpx import ASGITransport, AsyncClient
+from httpx import AsyncClient
 from pymongo import AsyncMongoClient
 
 from clinic.api import app
 from clinic.models import Booking, utcnow
-from clinic.topology import booking_request_publisher, broker
+from clinic.topology import booking_request_publisher
 
 pytestmark = pytest.mark.usefixtures("clean_db")
 
 FUTURE = (utcnow() + timedelta(days=30)).strftime("%Y-%m-%dT10:30:00Z")
 VALID = {"patientName": "Juan Pérez", "patientEmail": "juan@example.com", "date": FUTURE}
-
-
-@pytest.fixture
-async def client(clean_db: AsyncMongoClient[dict[str, object]]) -> AsyncIterator[AsyncClient]:
-    app.state.mongo = clean_db
-    async with (
-        TestRabbitBroker(broker),
-        AsyncClient(transport=ASGITransport(app=app), base_url="http://clinic") as http,
-    ):
-        yield http
 
 
 async def test_book_answers_202_with_the_stored_pending_booking(client: AsyncClient) -> None:

@@ -12,6 +12,7 @@ from clinic.confirmation import clinic_confirmation
 from clinic.handlers import app  # noqa: F401  (registers both handlers on the broker)
 from clinic.messages import BookAppointment, BookingStatus, RejectionCode
 from clinic.models import Booking, SlotClaim, utcnow
+from clinic.scheduling import local_time
 from clinic.topology import (
     BOOKING_REQUESTS,
     broker,
@@ -61,7 +62,9 @@ async def test_future_booking_is_confirmed_and_patient_emailed(outbox: Outbox) -
     [email] = outbox.sent
     assert email.to == "juan@example.com"
     assert "confirmed" in email.subject
-    assert booking.date.strftime("%H:%M") in email.body
+    assert local_time(booking.date).strftime("%H:%M") in email.body  # the clinic's time
+    assert current.doctor_id == "dr-test"
+    assert "Dra. Prueba" in email.body
     assert booking.id in email.body
 
 

@@ -1,17 +1,23 @@
 """End to end: the real uvicorn and faststream processes, as deployed."""
 
+import asyncio
 import re
 import time
+from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
+import aio_pika
 import httpx
 import pytest
 import yaml
 
 from clinic.embedded_db import free_port
+from clinic.messages import BookingStatus, RejectionCode
 from clinic.models import utcnow
+from tests.conftest import vhost_rabbitmqctl
 from tests.processes import running, wait_for_status, wait_until_up
+from tests.stack import Stack, log_count, wait_until_terminal
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("rabbit_vhost", "clean_db")]
 
@@ -88,3 +94,33 @@ def test_one_command_runs_both_handlers_in_several_worker_processes(tmp_path: Pa
     children = set(re.findall(r"Started child process (?:\d+ )?\[(\d+)\]", log))
     assert len(children) >= 2, log
     assert log.count("email to") == len(ids)
+
+
+async def test_fifty_patients_racing_for_one_slot_get_one_confirmation(
+    tmp_path: Path, rabbit: aio_pika.abc.AbstractChannel
+) -> None:
+    stack = Stack(tmp_path, vhost_rabbitmqctl)
+    try:
+        stack.api()
+        workers = [stack.booking_worker(f"booking-{n}") for n in range(3)]
+        await stack.wait_until_ready()
+        body = {
+            "patientName": "José Ñúñez",
+            "patientEmail": "jose@example.com",
+            "date": stack.next_date(),
+            "doctorId": "dr-test",
+        }
+        async with httpx.AsyncClient(base_url=stack.base_url, timeout=30) as client:
+            answers = await asyncio.gather(*(client.post("/book", json=body) for _ in range(50)))
+        assert [a.status_code for a in answers] == [202] * 50
+        bookings = await wait_until_terminal([a.json()["id"] for a in answers], within=60)
+    finally:
+        stack.stop_all()
+
+    outcomes = Counter((b.status, b.reason_code) for b in bookings)
+    assert outcomes == {
+        (BookingStatus.CONFIRMED, None): 1,
+        (BookingStatus.REJECTED, RejectionCode.SLOT_TAKEN): 49,
+    }
+    deciders = [w for w in workers if log_count(w.log, "INFO clinic.booking")]
+    assert len(deciders) >= 2, "one worker process decided them all: no race was tested"

@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import os
 import re
+import secrets
 import signal
 import subprocess
 import sys
@@ -60,9 +61,24 @@ def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
             process.wait()
 
 
-def _banner(host: str, port: int, mongo_url: str, data_dir: Path | None) -> str:
+EXAMPLE_DOCTORS = Path("doctors.example.json")
+
+
+def _dev_settings() -> dict[str, str]:
+    """What `clinic dev` sets when the environment does not: example doctors, a staff token."""
+    extra = {}
+    if not settings.doctors_file and EXAMPLE_DOCTORS.exists():
+        extra["CLINIC_DOCTORS_FILE"] = str(EXAMPLE_DOCTORS.resolve())
+    if not settings.staff_token_list:
+        extra["CLINIC_STAFF_TOKENS"] = secrets.token_urlsafe(24)
+    return extra
+
+
+def _banner(host: str, port: int, mongo_url: str, data_dir: Path | None, token: str) -> str:
     api = f"http://{host}:{port}"
-    date = (datetime.now(UTC) + timedelta(days=30)).strftime("%Y-%m-%dT10:00:00Z")
+    monday = datetime.now(UTC) + timedelta(days=30)
+    monday += timedelta(days=-monday.weekday() % 7)  # doctors of the example file work Mondays
+    date = monday.strftime("%Y-%m-%dT10:00:00Z")
     body = f'{{"patientName":"Juan Pérez","patientEmail":"juan@example.com","date":"{date}"}}'
     data = f"kept in {data_dir}" if data_dir else "kept by the database at CLINIC_MONGO_URL"
     return "\n".join(
@@ -73,6 +89,8 @@ def _banner(host: str, port: int, mongo_url: str, data_dir: Path | None) -> str:
             f"  broker:   {_hide_password(settings.rabbit_url)}",
             "  book an appointment:",
             f"    curl -X POST {api}/book -H \"Content-Type: application/json\" -d '{body}'",
+            "  list bookings (staff):",
+            f'    curl {api}/bookings -H "Authorization: Bearer {token}"',
             "  Ctrl-C stops everything.",
         ]
     )
@@ -91,13 +109,14 @@ def dev(args: argparse.Namespace) -> int:
             data_dir = Path(settings.dev_data_dir).resolve()
             database = _start_database(data_dir)
             mongo_url = database.url
-        env = {**os.environ, "CLINIC_MONGO_URL": mongo_url}
+        env = {**os.environ, **_dev_settings(), "CLINIC_MONGO_URL": mongo_url}
+        token = env["CLINIC_STAFF_TOKENS"].split(",")[0].strip()
         python = sys.executable
         api = [python, "-m", "uvicorn", "clinic.api:app", "--host", args.host]
         apps.append(subprocess.Popen([*api, "--port", str(args.port)], env=env))
         workers = [python, "-m", "faststream", "run", "clinic.handlers:app"]
         apps.append(subprocess.Popen([*workers, "--workers", str(args.workers)], env=env))
-        print(_banner(args.host, args.port, mongo_url, data_dir), flush=True)
+        print(_banner(args.host, args.port, mongo_url, data_dir, token), flush=True)
         while all(app.poll() is None for app in apps) and (database is None or database.running):
             time.sleep(0.5)
         print("clinic dev: a process exited; stopping the others", file=sys.stderr, flush=True)

@@ -2,10 +2,12 @@
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from clinic.messages import BookingStatus, BookingStatusChanged
 from clinic.privacy import mask_email
+from clinic.scheduling import local_time
 
 log = logging.getLogger("clinic.emails")
 
@@ -13,6 +15,7 @@ _SUBJECTS = {
     BookingStatus.PENDING: "We received your appointment request",
     BookingStatus.CONFIRMED: "Your appointment is confirmed",
     BookingStatus.REJECTED: "Your appointment request could not be booked",
+    BookingStatus.CANCELLED: "Your appointment is cancelled",
 }
 
 
@@ -46,13 +49,21 @@ class LogEmailSender:
         )
 
 
+def local_when(moment: datetime) -> str:
+    """An appointment time as the patient reads it: clinic-local, with its UTC offset."""
+    local = local_time(moment)
+    offset = local.strftime("%z")
+    return f"{local:%A %d %B %Y at %H:%M} {local.tzname()} (UTC{offset[:3]}:{offset[3:]})"
+
+
 def compose_email(event: BookingStatusChanged) -> Email:
     """The email that tells a patient their booking's new status."""
-    when = event.date.strftime("%A %d %B %Y at %H:%M %Z")
+    when = local_when(event.date)
+    with_doctor = f" with {event.doctor_name}" if event.doctor_name else ""
     lines = [
         f"Dear {event.patient_name},",
         "",
-        f"Your appointment on {when} is now {event.status.value}.",
+        f"Your appointment{with_doctor} on {when} is now {event.status.value}.",
     ]
     if event.reason:
         lines.append(f"Reason: {event.reason}")

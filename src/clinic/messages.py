@@ -16,12 +16,16 @@ class BookingStatus(StrEnum):
     PENDING = "pending"
     CONFIRMED = "confirmed"
     REJECTED = "rejected"
+    CANCELLED = "cancelled"
 
 
 class RejectionCode(StrEnum):
     """Machine-readable reasons for a rejected booking."""
 
     DATE_IN_PAST = "date_in_past"
+    OUTSIDE_WORKING_HOURS = "outside_working_hours"
+    NOT_ON_SLOT_BOUNDARY = "not_on_slot_boundary"
+    DOCTOR_UNAVAILABLE = "doctor_unavailable"
     SLOT_TAKEN = "slot_taken"
     PROCESSING_FAILED = "processing_failed"
 
@@ -46,6 +50,8 @@ class BookingStatusChanged(WireMessage):
     patient_name: str
     patient_email: str
     date: AwareDatetime = Field(description="The appointment time (UTC).")
+    doctor_id: str | None = Field(None, description="The doctor the appointment is with.")
+    doctor_name: str | None = None
     reason: str | None = Field(None, description="Why the booking was rejected.")
     reason_code: RejectionCode | None = None
     occurred_at: datetime

@@ -1,11 +1,12 @@
 """What the clinic stores in MongoDB, with an index for every query the code makes."""
 
 from datetime import UTC, datetime, timedelta
-from typing import ClassVar
+from enum import StrEnum
+from typing import Annotated, ClassVar
 from uuid import uuid4
 
 from beanie import Document
-from pydantic import Field
+from pydantic import AfterValidator, BaseModel, Field, StringConstraints
 from pymongo import ASCENDING, DESCENDING, IndexModel
 
 from clinic.messages import BookingStatus, RejectionCode
@@ -28,6 +29,72 @@ def outbox_deadline() -> datetime:
     return utcnow() + timedelta(seconds=settings.outbox_grace)
 
 
+DoctorId = Annotated[
+    str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$", min_length=1, max_length=63)
+]
+"""A doctor's id: lowercase letters, digits and dashes (e.g. ``dra-garcia``)."""
+
+ClockTime = Annotated[str, StringConstraints(pattern=r"^(([01]\d|2[0-3]):[0-5]\d|24:00)$")]
+"""A local time of day, ``HH:MM`` (``24:00`` closes a day)."""
+
+
+def minutes_of(clock: str) -> int:
+    """Minutes since midnight of an ``HH:MM`` time."""
+    hours, minutes = clock.split(":")
+    return int(hours) * 60 + int(minutes)
+
+
+def _opens_before_it_closes(shift: tuple[str, str]) -> tuple[str, str]:
+    if minutes_of(shift[0]) >= minutes_of(shift[1]):
+        raise ValueError(f"a shift must end after it starts: {shift[0]}-{shift[1]}")
+    return shift
+
+
+Shift = Annotated[tuple[ClockTime, ClockTime], AfterValidator(_opens_before_it_closes)]
+"""Opening and closing time, local to the clinic, e.g. ``("09:00", "14:00")``."""
+
+
+class Weekday(StrEnum):
+    """Days of the week, as keys of a doctor's working hours."""
+
+    MON = "mon"
+    TUE = "tue"
+    WED = "wed"
+    THU = "thu"
+    FRI = "fri"
+    SAT = "sat"
+    SUN = "sun"
+
+
+WEEKDAYS = list(Weekday)
+"""Monday first, as ``datetime.weekday()`` counts."""
+
+
+ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+"""A name or title: trimmed, 1 to 200 characters."""
+
+
+class DoctorProfile(BaseModel):
+    """What the clinic knows about a doctor, besides the id."""
+
+    name: ShortText
+    specialty: ShortText
+    working_hours: dict[Weekday, list[Shift]] = Field(
+        description="Shifts per weekday, in the clinic's local time."
+    )
+    slot_minutes: int = Field(30, ge=1, le=480, description="Length of one appointment.")
+    active: bool = True
+
+
+class Doctor(Document, DoctorProfile):
+    """A doctor patients can book; deactivated doctors take no new bookings."""
+
+    id: DoctorId  # type: ignore[assignment]
+
+    class Settings:
+        name = "doctors"
+
+
 class Booking(Document):
     """A patient's appointment request and where it stands."""
 
@@ -35,6 +102,7 @@ class Booking(Document):
     patient_name: str
     patient_email: str
     date: datetime
+    doctor_id: str | None = None
     status: BookingStatus = BookingStatus.PENDING
     reason: str | None = None
     reason_code: RejectionCode | None = None
@@ -53,6 +121,8 @@ class Booking(Document):
         indexes: ClassVar[list[IndexModel]] = [
             # GET /bookings: newest first, ties broken by id for a stable order.
             IndexModel([("created_at", DESCENDING), ("_id", DESCENDING)], name="newest_first"),
+            # A doctor's bookings in a day (availability).
+            IndexModel([("doctor_id", ASCENDING), ("date", ASCENDING)], name="doctor_schedule"),
             # The outbox relay: unpublished requests, oldest deadline first.
             IndexModel(
                 [("request_published", ASCENDING), ("publish_after", ASCENDING)], name="outbox"
@@ -61,14 +131,26 @@ class Booking(Document):
 
 
 class SlotClaim(Document):
-    """A confirmed appointment time. Its id is the slot, so a time is held at most once."""
+    """A doctor's appointment slot, held by one booking.
+
+    Its id is ``<doctor id>|<slot start>``: the unique ``_id`` makes two holders of
+    one slot impossible, however the claims race.
+    """
 
     id: str  # type: ignore[assignment]
+    doctor_id: str
+    start: datetime
     booking_id: str
     claimed_at: datetime = Field(default_factory=utcnow)
 
     class Settings:
         name = "slot_claims"
+        indexes: ClassVar[list[IndexModel]] = [
+            # A redelivered booking finds the slot it already holds.
+            IndexModel([("booking_id", ASCENDING)], name="by_booking"),
+            # Availability: a doctor's held slots in a day.
+            IndexModel([("doctor_id", ASCENDING), ("start", ASCENDING)], name="by_doctor_time"),
+        ]
 
 
 class EmailClaim(Document):
@@ -90,4 +172,4 @@ class EmailClaim(Document):
         name = "email_claims"
 
 
-DOCUMENT_MODELS: list[type[Document]] = [Booking, SlotClaim, EmailClaim]
+DOCUMENT_MODELS: list[type[Document]] = [Doctor, Booking, SlotClaim, EmailClaim]

@@ -16,7 +16,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from clinic.messages import BookingStatus, RejectionCode
-from clinic.models import Booking
+from clinic.models import Booking, DoctorId, DoctorProfile, Shift, ShortText, Weekday
 
 EARLIEST_YEAR, LATEST_YEAR = 2000, 2100
 
@@ -74,6 +74,9 @@ class BookingRequest(CamelModel):
     date: AppointmentDate = Field(
         description="Appointment time, ISO 8601 with a timezone (e.g. 2030-06-15T10:30:00Z)."
     )
+    doctor_id: DoctorId | None = Field(
+        None, description="The doctor to see; without it, any doctor free at that time."
+    )
 
 
 class BookingOut(CamelModel):
@@ -83,6 +86,7 @@ class BookingOut(CamelModel):
     patient_name: str
     patient_email: str
     date: datetime
+    doctor_id: str | None = Field(None, description="The doctor, once one is chosen.")
     status: BookingStatus
     reason: str | None = Field(None, description="Why the booking was rejected.")
     reason_code: RejectionCode | None = None
@@ -114,3 +118,67 @@ class HealthOut(BaseModel):
     status: str
     broker: str | None = None
     database: str | None = None
+
+
+class DoctorFields(DoctorProfile):
+    """A doctor's details on the wire (camelCase); unknown fields are refused."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+class NewDoctor(DoctorFields):
+    """A doctor to add: in the seed file, or from staff over the API."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "dra-garcia",
+                    "name": "Dra. Lucía García",
+                    "specialty": "Medicina general",
+                    "workingHours": {"mon": [["09:00", "14:00"], ["16:00", "19:00"]]},
+                    "slotMinutes": 30,
+                }
+            ]
+        }
+    )
+
+    id: DoctorId
+
+
+class DoctorOut(NewDoctor):
+    """A doctor as the API shows it."""
+
+
+class DoctorList(BaseModel):
+    """The clinic's doctors."""
+
+    doctors: list[DoctorOut]
+
+
+class DoctorChanges(CamelModel):
+    """What staff change about a doctor; fields left out stay as they are."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: ShortText | None = None
+    specialty: ShortText | None = None
+    working_hours: dict[Weekday, list[Shift]] | None = None
+    slot_minutes: int | None = Field(None, ge=1, le=480)
+    active: bool | None = None
+
+
+class SlotOut(CamelModel):
+    """One free appointment slot."""
+
+    start: datetime = Field(description="Start time in UTC: send it as `date` to book it.")
+    local_start: str = Field(description="Start time in the clinic's timezone, with its offset.")
+
+
+class AvailabilityOut(CamelModel):
+    """A doctor's free slots on one local day."""
+
+    doctor_id: str
+    date: str
+    timezone: str
+    slots: list[SlotOut]

@@ -1,8 +1,9 @@
 """The one place configuration is read: environment variables prefixed ``CLINIC_``."""
 
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -62,10 +63,40 @@ class Settings(BaseSettings):
         "classic",
         description="RabbitMQ queue type of the work, retry and parking queues (quorum: clusters).",
     )
+    timezone: str = Field(
+        "Europe/Madrid",
+        description="The clinic's IANA timezone: working hours and emails are in local time.",
+    )
+    doctors_file: str = Field(
+        "",
+        description="JSON file of doctors added at startup if missing (doctors.example.json).",
+    )
+    staff_tokens: str = Field(
+        "", description="Comma-separated bearer tokens that open the staff endpoints."
+    )
     log_level: str = Field("INFO", description="Log level of the clinic's own loggers.")
     dev_data_dir: str = Field(
         ".clinic-data", description="Where `clinic dev` keeps its embedded database files."
     )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown IANA timezone {name!r}") from exc
+        return name
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The clinic's timezone."""
+        return ZoneInfo(self.timezone)
+
+    @property
+    def staff_token_list(self) -> list[str]:
+        """The staff tokens, without blanks."""
+        return [token.strip() for token in self.staff_tokens.split(",") if token.strip()]
 
     @model_validator(mode="after")
     def _delays_are_ordered(self) -> "Settings":

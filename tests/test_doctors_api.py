@@ -1,0 +1,157 @@
+"""Doctors over HTTP: patients list them and their free slots, staff manage them."""
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from httpx import AsyncClient
+
+from clinic.doctors import read_seed, seed_doctors
+from clinic.models import Booking, Doctor, SlotClaim, utcnow
+from clinic.settings import settings
+from clinic.topology import booking_request_publisher
+from tests.conftest import STAFF
+
+pytestmark = pytest.mark.usefixtures("clean_db")
+
+ROOT = Path(__file__).resolve().parent.parent
+NEW_DOCTOR = {
+    "id": "dra-garcia",
+    "name": "Dra. Lucía García",
+    "specialty": "Medicina general",
+    "workingHours": {"mon": [["09:00", "11:00"]]},
+    "slotMinutes": 30,
+}
+
+
+def next_monday() -> datetime:
+    day = (utcnow() + timedelta(days=7)).date()
+    day += timedelta(days=-day.weekday() % 7)
+    return datetime.combine(day, datetime.min.time(), settings.zone)
+
+
+async def test_the_example_seed_file_is_valid_and_seeding_keeps_staff_changes() -> None:
+    example = read_seed(ROOT / "doctors.example.json")
+    assert len(example) >= 2
+    assert await seed_doctors(ROOT / "doctors.example.json") == len(example)
+    garcia = await Doctor.get("dra-garcia")
+    assert garcia is not None
+    await garcia.set({"specialty": "Cardiología"})
+
+    assert await seed_doctors(ROOT / "doctors.example.json") == 0
+    assert (await Doctor.get("dra-garcia")).specialty == "Cardiología"  # type: ignore[union-attr]
+
+
+async def test_staff_add_change_and_deactivate_doctors(client: AsyncClient) -> None:
+    added = await client.post("/doctors", json=NEW_DOCTOR, headers=STAFF)
+    again = await client.post("/doctors", json=NEW_DOCTOR, headers=STAFF)
+    changed = await client.patch("/doctors/dra-garcia", json={"slotMinutes": 20}, headers=STAFF)
+    listed = await client.get("/doctors")
+    removed = await client.delete("/doctors/dra-garcia", headers=STAFF)
+    after = await client.get("/doctors")
+    everyone = await client.get("/doctors", params={"includeInactive": "true"})
+
+    assert added.status_code == 201
+    assert added.json() == NEW_DOCTOR | {"active": True}
+    assert again.status_code == 409
+    assert changed.json()["slotMinutes"] == 20
+    assert "dra-garcia" in [d["id"] for d in listed.json()["doctors"]]
+    assert removed.json()["active"] is False
+    assert "dra-garcia" not in [d["id"] for d in after.json()["doctors"]]
+    assert "dra-garcia" in [d["id"] for d in everyone.json()["doctors"]]
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ({}, 401),
+        ({"Authorization": "Bearer not-a-staff-token"}, 403),
+        ({"Authorization": "Basic x"}, 401),
+    ],
+)
+async def test_doctor_management_is_for_staff_only(
+    client: AsyncClient, headers: dict[str, str], status: int
+) -> None:
+    attempts = [
+        await client.post("/doctors", json=NEW_DOCTOR, headers=headers),
+        await client.patch("/doctors/dr-test", json={"name": "X"}, headers=headers),
+        await client.delete("/doctors/dr-test", headers=headers),
+    ]
+    assert [a.status_code for a in attempts] == [status] * 3
+    assert all(a.json()["detail"] for a in attempts)
+    assert await Doctor.get("dra-garcia") is None
+    assert (await Doctor.get("dr-test")).active  # type: ignore[union-attr]
+
+
+async def test_bad_doctors_are_refused_with_a_reason(client: AsyncClient) -> None:
+    bad = [
+        NEW_DOCTOR | {"id": "Dra García"},
+        NEW_DOCTOR | {"workingHours": {"mon": [["11:00", "09:00"]]}},
+        NEW_DOCTOR | {"workingHours": {"someday": [["09:00", "11:00"]]}},
+        NEW_DOCTOR | {"workingHours": {"mon": [["9am", "11:00"]]}},
+        NEW_DOCTOR | {"slotMinutes": 0},
+        NEW_DOCTOR | {"salary": 1},
+    ]
+    answers = [await client.post("/doctors", json=body, headers=STAFF) for body in bad]
+    assert [a.status_code for a in answers] == [422] * len(bad)
+    assert await Doctor.find_all().count() == 1  # only the seeded test doctor
+
+
+async def test_availability_leaves_out_pending_and_confirmed_slots(client: AsyncClient) -> None:
+    await client.post("/doctors", json=NEW_DOCTOR, headers=STAFF)
+    monday = next_monday()
+    nine, half_past = monday.replace(hour=9), monday.replace(hour=9, minute=30)
+    pending = await client.post(
+        "/book",
+        json={
+            "patientName": "José Ñúñez",
+            "patientEmail": "jose@example.com",
+            "date": nine.isoformat(),
+            "doctorId": "dra-garcia",
+        },
+    )
+    await SlotClaim(
+        id=f"dra-garcia|{half_past.astimezone(UTC).isoformat()}",
+        doctor_id="dra-garcia",
+        start=half_past,
+        booking_id="someone-else",
+    ).insert()
+
+    answer = await client.get(
+        "/doctors/dra-garcia/availability", params={"date": monday.date().isoformat()}
+    )
+
+    assert pending.status_code == 202
+    body = answer.json()
+    assert body["timezone"] == "Europe/Madrid"
+    local_starts = [slot["localStart"][11:16] for slot in body["slots"]]
+    assert local_starts == ["10:00", "10:30"]
+    assert body["slots"][0]["start"] == monday.replace(hour=10).astimezone(UTC).isoformat().replace(
+        "+00:00", "Z"
+    )
+
+
+async def test_unknown_doctors_are_404_and_bad_days_422(client: AsyncClient) -> None:
+    assert (await client.get("/doctors/nobody")).status_code == 404
+    assert (await client.get("/doctors/nobody/availability?date=2030-01-07")).status_code == 404
+    assert (await client.get("/doctors/dr-test/availability?date=2030-13-01")).status_code == 422
+    assert (await client.get("/doctors/dr-test/availability")).status_code == 422
+
+
+async def test_booking_an_unknown_or_inactive_doctor_is_refused_and_stores_nothing(
+    client: AsyncClient,
+) -> None:
+    await client.post("/doctors", json=NEW_DOCTOR | {"active": False}, headers=STAFF)
+    body = {
+        "patientName": "Juan Pérez",
+        "patientEmail": "juan@example.com",
+        "date": next_monday().replace(hour=9).isoformat(),
+    }
+    answers = [
+        await client.post("/book", json=body | {"doctorId": doctor})
+        for doctor in ("nobody", "dra-garcia", "$where", 7)
+    ]
+    assert [a.status_code for a in answers] == [422] * 4
+    assert "No active doctor" in str(answers[0].json()["detail"])
+    assert await Booking.find_all().count() == 0
+    booking_request_publisher.mock.assert_not_called()
