@@ -7,7 +7,7 @@ from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from clinic.messages import BookingStatus, BookingStatusChanged, RejectionCode
-from clinic.models import Booking, Doctor, SlotClaim, utcnow
+from clinic.models import Booking, Doctor, SlotClaim, outbox_deadline, utcnow
 from clinic.scheduling import slot_problem
 from clinic.topology import status_publisher
 
@@ -87,6 +87,7 @@ async def transition(
         "reason_code": code,
         "updated_at": utcnow(),
         "request_published": True,  # a worker has it, so it certainly was published
+        "announce_after": outbox_deadline(),
     }
     if doctor_id:
         changes["doctor_id"] = doctor_id
@@ -166,5 +167,40 @@ async def announce(booking: Booking) -> None:
         event, correlation_id=booking.id, message_id=f"{booking.id}:{booking.status.value}"
     )
     await Booking.get_pymongo_collection().update_one(
-        {"_id": booking.id}, {"$set": {"notified_status": booking.status}}
+        {"_id": booking.id, "status": booking.status},
+        {"$set": {"notified_status": booking.status, "announce_after": None}},
     )
+
+
+class CannotCancel(Exception):  # noqa: N818 - it names the situation, not an error kind
+    """The booking was rejected: there is nothing to cancel."""
+
+
+async def cancel(booking_id: str) -> Booking | None:
+    """Cancel a pending or confirmed booking and free its slot; None if there is no such booking.
+
+    Cancelling twice is harmless: the second call finds it cancelled. A pending
+    booking's worker will find it cancelled and skip it.
+    """
+    raw = await Booking.get_pymongo_collection().find_one_and_update(
+        {"_id": booking_id, "status": {"$in": [BookingStatus.PENDING, BookingStatus.CONFIRMED]}},
+        {
+            "$set": {
+                "status": BookingStatus.CANCELLED,
+                "reason": None,
+                "reason_code": None,
+                "updated_at": utcnow(),
+                "announce_after": outbox_deadline(),
+            }
+        },
+        return_document=ReturnDocument.AFTER,
+    )
+    if raw is None:
+        current = await Booking.get(booking_id)
+        if current is not None and current.status is BookingStatus.REJECTED:
+            raise CannotCancel(booking_id)
+        return current
+    cancelled: Booking = Booking.model_validate(raw)
+    await release_slot(cancelled)
+    log.info("booking %s cancelled", booking_id, extra={"booking_id": booking_id})
+    return cancelled

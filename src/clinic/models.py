@@ -115,6 +115,9 @@ class Booking(Document):
     publish_after: datetime = Field(default_factory=outbox_deadline)
     publish_error: str | None = None
     notified_status: BookingStatus | None = None
+    # Set with each status change, cleared once it is announced: the outbox relay
+    # announces what is still unannounced after a grace period.
+    announce_after: datetime | None = None
 
     class Settings:
         name = "bookings"
@@ -123,6 +126,8 @@ class Booking(Document):
             IndexModel([("created_at", DESCENDING), ("_id", DESCENDING)], name="newest_first"),
             # A doctor's bookings in a day (availability).
             IndexModel([("doctor_id", ASCENDING), ("date", ASCENDING)], name="doctor_schedule"),
+            # The outbox relay: unannounced status changes.
+            IndexModel([("announce_after", ASCENDING)], name="unannounced"),
             # The outbox relay: unpublished requests, oldest deadline first.
             IndexModel(
                 [("request_published", ASCENDING), ("publish_after", ASCENDING)], name="outbox"
@@ -172,4 +177,20 @@ class EmailClaim(Document):
         name = "email_claims"
 
 
-DOCUMENT_MODELS: list[type[Document]] = [Doctor, Booking, SlotClaim, EmailClaim]
+class IdempotencyKey(Document):
+    """A client's ``Idempotency-Key``: the booking its first request created."""
+
+    id: str  # type: ignore[assignment]
+    request_hash: str
+    booking_id: str
+    expires_at: datetime
+
+    class Settings:
+        name = "idempotency_keys"
+        indexes: ClassVar[list[IndexModel]] = [
+            # MongoDB removes expired keys by itself (the code ignores them until then).
+            IndexModel([("expires_at", ASCENDING)], name="expiry", expireAfterSeconds=0),
+        ]
+
+
+DOCUMENT_MODELS: list[type[Document]] = [Doctor, Booking, SlotClaim, EmailClaim, IdempotencyKey]

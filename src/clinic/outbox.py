@@ -6,6 +6,10 @@ that publish is confirmed by the broker, the flag is set. If the broker was
 down, or the API died in between, the flag stays unset, and the relay running
 in the booking workers publishes the request once the deadline has passed. A
 request published twice is harmless: deciding a booking is idempotent.
+
+Status changes work the same way: each sets ``announce_after``, announcing it
+clears it, and the relay announces whatever is still unannounced after the
+grace period (a cancellation whose publish failed, say).
 """
 
 import asyncio
@@ -13,8 +17,9 @@ import logging
 from contextlib import suppress
 from datetime import timedelta
 
-from pymongo import ASCENDING
+from pymongo import ASCENDING, ReturnDocument
 
+from clinic.booking import announce
 from clinic.database import DatabaseUnavailable
 from clinic.messages import BookAppointment
 from clinic.models import Booking, utcnow
@@ -66,14 +71,31 @@ async def _take_due() -> str | None:
     return None if raw is None else str(raw["_id"])
 
 
+async def _take_unannounced() -> Booking | None:
+    """Lease the oldest status change still unannounced after its grace period."""
+    now = utcnow()
+    raw = await Booking.get_pymongo_collection().find_one_and_update(
+        {"announce_after": {"$lte": now}},
+        {"$set": {"announce_after": now + timedelta(seconds=settings.outbox_grace)}},
+        sort=[("announce_after", ASCENDING)],
+        return_document=ReturnDocument.AFTER,
+    )
+    return None if raw is None else Booking.model_validate(raw)
+
+
 async def relay_once() -> int:
-    """Publish every overdue request (up to a batch); returns how many were published."""
+    """Publish overdue requests and announcements (up to a batch each); how many in all."""
     published = 0
     while published < RELAY_BATCH and (booking_id := await _take_due()) is not None:
         await publish_request(booking_id)
         log.info("request published by the outbox relay", extra={"booking_id": booking_id})
         published += 1
-    return published
+    announced = 0
+    while announced < RELAY_BATCH and (booking := await _take_unannounced()) is not None:
+        await announce(booking)
+        log.info("status announced by the outbox relay", extra={"booking_id": booking.id})
+        announced += 1
+    return published + announced
 
 
 async def run_relay(stop: asyncio.Event) -> None:

@@ -63,6 +63,9 @@ class Settings(BaseSettings):
         "classic",
         description="RabbitMQ queue type of the work, retry and parking queues (quorum: clusters).",
     )
+    idempotency_ttl: float = Field(
+        86400.0, gt=0, description="Seconds an Idempotency-Key of POST /book is remembered."
+    )
     timezone: str = Field(
         "Europe/Madrid",
         description="The clinic's IANA timezone: working hours and emails are in local time.",

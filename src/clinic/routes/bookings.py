@@ -1,12 +1,17 @@
 """Patients book and look up appointments."""
 
 import logging
+from contextlib import suppress
 from typing import Annotated
 
 from beanie import SortDirection
-from fastapi import APIRouter, BackgroundTasks, HTTPException, Query, Response, status
+from fastapi import APIRouter, BackgroundTasks, Header, HTTPException, Path, Query, Response, status
 
+from clinic.booking import CannotCancel, announce, cancel
+from clinic.database import DatabaseUnavailable
+from clinic.idempotency import KeyReused, claim_key, release_key
 from clinic.logs import current_booking_id
+from clinic.messages import BookingStatus
 from clinic.models import Booking, Doctor
 from clinic.outbox import hand_over
 from clinic.privacy import mask_email
@@ -18,6 +23,25 @@ log = logging.getLogger("clinic.api")
 NEWEST_FIRST = [("created_at", SortDirection.DESCENDING), ("_id", SortDirection.DESCENDING)]
 
 router = APIRouter(tags=["bookings"])
+BookingId = Annotated[str, Path(description="The booking's id.")]
+MAX_ID_LENGTH = 64
+"""Longer ids cannot exist: they are answered 404 without asking the database."""
+
+
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        pattern=r"^[\x21-\x7e]+$",
+        description=(
+            "Any unique string (a UUID, say). The same key with the same body books once "
+            "and answers with that booking; with another body it answers 409. Keys are "
+            "remembered for CLINIC_IDEMPOTENCY_TTL seconds (a day)."
+        ),
+    ),
+]
 
 
 @router.post(
@@ -25,11 +49,18 @@ router = APIRouter(tags=["bookings"])
     status_code=status.HTTP_202_ACCEPTED,
     response_model=BookingOut,
     response_model_exclude_none=True,
-    responses=UNAVAILABLE,
+    responses={
+        200: {"model": BookingOut, "description": "A repeated request: the booking it made."},
+        409: {"model": ErrorOut, "description": "The Idempotency-Key came with another body."},
+        **UNAVAILABLE,
+    },
     summary="Request an appointment",
 )
 async def book(
-    request: BookingRequest, response: Response, background: BackgroundTasks
+    request: BookingRequest,
+    response: Response,
+    background: BackgroundTasks,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> BookingOut:
     """Store the booking as pending and hand it to the booking workers.
 
@@ -50,12 +81,94 @@ async def book(
         date=request.date,
         doctor_id=request.doctor_id,
     )
-    await booking.insert()
+    if idempotency_key and (earlier := await _earlier_booking(idempotency_key, request, booking)):
+        response.status_code = status.HTTP_200_OK
+        response.headers["Location"] = f"/booking/{earlier.id}"
+        return BookingOut.of(earlier)
+    try:
+        await booking.insert()
+    except DatabaseUnavailable:
+        if idempotency_key:
+            with suppress(DatabaseUnavailable):
+                await release_key(idempotency_key, booking.id)
+        raise
     current_booking_id.set(booking.id)
     log.info("booking accepted for %s", mask_email(booking.patient_email))
     background.add_task(hand_over, booking.id)
     response.headers["Location"] = f"/booking/{booking.id}"
     return BookingOut.of(booking)
+
+
+async def _earlier_booking(key: str, request: BookingRequest, booking: Booking) -> Booking | None:
+    """The booking an earlier request with ``key`` made; None when this request is the first."""
+    try:
+        earlier_id = await claim_key(key, request, booking.id)
+    except KeyReused as exc:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, "This Idempotency-Key was used with another request."
+        ) from exc
+    if earlier_id is None:
+        return None
+    earlier = await Booking.get(earlier_id)
+    if earlier is None:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            "A request with this Idempotency-Key is still being processed; retry shortly.",
+        )
+    return earlier
+
+
+@router.post(
+    "/booking/{booking_id}/cancel",
+    response_model=BookingOut,
+    response_model_exclude_none=True,
+    responses={
+        404: {"model": ErrorOut, "description": NOT_FOUND},
+        409: {"model": ErrorOut, "description": "A rejected booking cannot be cancelled."},
+        **UNAVAILABLE,
+    },
+    summary="Cancel a booking",
+)
+async def cancel_booking(booking_id: BookingId, background: BackgroundTasks) -> BookingOut:
+    """Cancel a pending or confirmed booking, free its slot and tell the patient.
+
+    Cancelling a cancelled booking changes nothing and answers the same.
+    """
+    try:
+        cancelled = await cancel(booking_id) if len(booking_id) <= MAX_ID_LENGTH else None
+    except CannotCancel as exc:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, "A rejected booking cannot be cancelled."
+        ) from exc
+    if cancelled is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, NOT_FOUND)
+    current_booking_id.set(cancelled.id)
+    if cancelled.notified_status is not BookingStatus.CANCELLED:
+        background.add_task(_announce_soon, cancelled)
+    return BookingOut.of(cancelled)
+
+
+router.add_api_route(
+    "/booking/{booking_id}",
+    cancel_booking,
+    methods=["DELETE"],
+    response_model=BookingOut,
+    response_model_exclude_none=True,
+    responses={
+        404: {"model": ErrorOut, "description": NOT_FOUND},
+        409: {"model": ErrorOut, "description": "A rejected booking cannot be cancelled."},
+        **UNAVAILABLE,
+    },
+    summary="Cancel a booking (same as POST /booking/{id}/cancel)",
+    operation_id="delete_booking",
+)
+
+
+async def _announce_soon(booking: Booking) -> None:
+    try:
+        await announce(booking)
+    except Exception as exc:  # noqa: BLE001 - the outbox relay announces it later
+        log.warning("cancellation not announced yet, the outbox relay will: %r", exc)
 
 
 @router.get(
@@ -65,9 +178,9 @@ async def book(
     responses={404: {"model": ErrorOut, "description": NOT_FOUND}, **UNAVAILABLE},
     summary="Look up one booking",
 )
-async def get_booking(booking_id: str) -> BookingOut:
-    """The booking's details and status (pending, confirmed or rejected, with a reason)."""
-    booking = await Booking.get(booking_id) if len(booking_id) <= 64 else None
+async def get_booking(booking_id: BookingId) -> BookingOut:
+    """The booking's details and status (pending, confirmed, rejected or cancelled)."""
+    booking = await Booking.get(booking_id) if len(booking_id) <= MAX_ID_LENGTH else None
     if booking is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, NOT_FOUND)
     return BookingOut.of(booking)
