@@ -104,22 +104,6 @@ async def test_unknown_or_malformed_id_is_404(client: AsyncClient, booking_id: s
     assert response.json() == {"detail": "No booking with this id."}
 
 
-async def test_list_is_newest_first_with_total_count(client: AsyncClient) -> None:
-    ids = [(await client.post("/book", json=VALID)).json()["id"] for _ in range(3)]
-
-    response = await client.get("/bookings")
-
-    assert response.status_code == 200
-    body = response.json()
-    assert body["count"] == 3
-    assert [b["id"] for b in body["bookings"]] == ids[::-1]
-
-
-async def test_list_limit_is_bounded(client: AsyncClient) -> None:
-    assert (await client.get("/bookings?limit=0")).status_code == 422
-    assert (await client.get("/bookings?limit=101")).status_code == 422
-
-
 async def test_health_answers(client: AsyncClient) -> None:
     response = await client.get("/health")
     assert response.status_code == 200

@@ -1,12 +1,15 @@
 """Small rules with no services behind them: retry counting, masking, settings."""
 
+import logging
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
+from clinic.logs import MaskEmails
+from clinic.messages import BookingStatusChanged
 from clinic.privacy import mask_email
-from clinic.retries import failed_attempts
+from clinic.retries import describe, failed_attempts
 from clinic.settings import Settings
 
 
@@ -52,3 +55,29 @@ def test_queue_type_takes_only_what_rabbitmq_offers() -> None:
     assert Settings(queue_type="quorum").queue_type == "quorum"
     with pytest.raises(ValidationError, match="queue_type"):
         Settings(queue_type="stream")
+
+
+def test_log_lines_never_show_a_full_email() -> None:
+    record = logging.LogRecord(
+        "uvicorn.access",
+        logging.INFO,
+        __file__,
+        1,
+        '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5000", "GET", "/bookings?patientEmail=juan.perez%40example.com", "1.1", 200),
+        None,
+    )
+    MaskEmails().filter(record)
+    line = record.getMessage()
+    assert "juan.perez" not in line
+    assert "patientEmail=j***@example.com" in line
+
+
+def test_parking_reasons_do_not_quote_patient_data() -> None:
+    try:
+        BookingStatusChanged.model_validate({"patientName": "José Ñúñez", "bookingId": 7})
+    except ValidationError as exc:
+        reason = describe(exc)
+    assert reason.startswith("ValidationError: ")
+    assert "Ñúñez" not in reason
+    assert "bookingId" in reason or "booking_id" in reason

@@ -17,7 +17,7 @@ from clinic import __version__
 from clinic.database import DatabaseUnavailable, connect_database
 from clinic.doctors import seed_doctors
 from clinic.logs import configure_logging
-from clinic.routes import bookings, doctors, health
+from clinic.routes import booking_list, bookings, doctors, health
 from clinic.settings import settings
 from clinic.topology import broker, declare_topology
 
@@ -49,6 +49,7 @@ app = FastAPI(
     lifespan=lifespan,
 )
 app.include_router(bookings.router)
+app.include_router(booking_list.router)
 app.include_router(doctors.router)
 app.include_router(health.router)
 

@@ -7,9 +7,12 @@ booking it is about and one booking can be followed across processes.
 """
 
 import logging
+import re
 from contextvars import ContextVar
 
 from faststream import BaseMiddleware
+
+from clinic.privacy import mask_email
 
 current_booking_id: ContextVar[str] = ContextVar("current_booking_id", default="-")
 
@@ -21,6 +24,26 @@ class _BookingIdFilter(logging.Filter):
         if not hasattr(record, "booking_id"):
             record.booking_id = current_booking_id.get()
         return True
+
+
+_EMAIL = re.compile(r"[^\s@/?&=:\"',;<>()\[\]]+(?:@|%40)[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+
+
+class MaskEmails(logging.Filter):
+    """Mask email addresses in any log line, e.g. an access log's query string."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                _EMAIL.sub(_masked, arg) if isinstance(arg, str) else arg for arg in record.args
+            )
+        if isinstance(record.msg, str):
+            record.msg = _EMAIL.sub(_masked, record.msg)
+        return True
+
+
+def _masked(match: re.Match[str]) -> str:
+    return mask_email(match[0].replace("%40", "@"))
 
 
 class LogBookingId(BaseMiddleware):
@@ -35,6 +58,7 @@ def configure_logging(level: str) -> None:
     """Send the clinic's logs to stderr as ``time level logger [booking id] message``."""
     handler = logging.StreamHandler()
     handler.addFilter(_BookingIdFilter())
+    handler.addFilter(MaskEmails())
     handler.setFormatter(
         logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(booking_id)s] %(message)s")
     )
@@ -42,3 +66,7 @@ def configure_logging(level: str) -> None:
     clinic.handlers[:] = [handler]
     clinic.setLevel(level.upper())
     clinic.propagate = False
+    # Query strings (GET /bookings?patientEmail=...) reach uvicorn's access log.
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, MaskEmails) for f in access.filters):
+        access.addFilter(MaskEmails())

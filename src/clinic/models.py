@@ -6,7 +6,7 @@ from typing import Annotated, ClassVar
 from uuid import uuid4
 
 from beanie import Document
-from pydantic import AfterValidator, BaseModel, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, Field, StringConstraints, model_validator
 from pymongo import ASCENDING, DESCENDING, IndexModel
 
 from clinic.messages import BookingStatus, RejectionCode
@@ -118,14 +118,29 @@ class Booking(Document):
     # Set with each status change, cleared once it is announced: the outbox relay
     # announces what is still unannounced after a grace period.
     announce_after: datetime | None = None
+    # The listing order, newest first: creation time, then id to break ties. One
+    # field, so a page boundary is a single range bound on an index.
+    list_key: str = ""
+
+    @model_validator(mode="after")
+    def _keyed_for_listing(self) -> "Booking":
+        if not self.list_key:
+            self.list_key = f"{self.created_at.astimezone(UTC):%Y-%m-%dT%H:%M:%S.%f}|{self.id}"
+        return self
 
     class Settings:
         name = "bookings"
         indexes: ClassVar[list[IndexModel]] = [
-            # GET /bookings: newest first, ties broken by id for a stable order.
-            IndexModel([("created_at", DESCENDING), ("_id", DESCENDING)], name="newest_first"),
-            # A doctor's bookings in a day (availability).
+            # GET /bookings, newest first, unfiltered or by one filter (see clinic.listing).
+            IndexModel([("list_key", DESCENDING)], name="list_all"),
+            IndexModel([("status", ASCENDING), ("list_key", DESCENDING)], name="list_by_status"),
+            IndexModel(
+                [("patient_email", ASCENDING), ("list_key", DESCENDING)], name="list_by_patient"
+            ),
+            IndexModel([("date", ASCENDING), ("list_key", DESCENDING)], name="list_by_date"),
+            # A doctor's bookings: in a day (availability), or listed.
             IndexModel([("doctor_id", ASCENDING), ("date", ASCENDING)], name="doctor_schedule"),
+            IndexModel([("doctor_id", ASCENDING), ("list_key", DESCENDING)], name="list_by_doctor"),
             # The outbox relay: unannounced status changes.
             IndexModel([("announce_after", ASCENDING)], name="unannounced"),
             # The outbox relay: unpublished requests, oldest deadline first.

@@ -55,6 +55,18 @@ def is_last_attempt(headers: dict[str, Any] | None, queue: str) -> bool:
     return failed_attempts(headers, queue) >= settings.max_retries
 
 
+def describe(exc: Exception) -> str:
+    """Why handling failed, for logs and the parking header, without the message's data."""
+    if isinstance(exc, ValidationError):
+        # Its default text quotes the input: patient names and emails.
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
+            for e in exc.errors(include_input=False, include_url=False)
+        )
+        return f"ValidationError: {problems}"
+    return f"{type(exc).__name__}: {exc}"
+
+
 def _cannot_succeed(exc: BaseException) -> bool:
     return isinstance(
         exc, NeverSucceeds | ValidationError | json.JSONDecodeError | UnicodeDecodeError
@@ -90,7 +102,7 @@ class RetryOrPark(BaseMiddleware):
             return False
         raw: IncomingMessage = self.msg  # type: ignore[assignment]  # always set on consume
         queue = self.context.get_local("handler_").queue.name
-        reason = f"{type(exc_val).__name__}: {exc_val}"
+        reason = describe(exc_val)
         if _cannot_succeed(exc_val):
             log.warning("parking message from %s: %s", queue, reason)
         elif is_last_attempt(raw.headers, queue):

@@ -100,10 +100,11 @@ class BookingOut(CamelModel):
 
 
 class BookingList(BaseModel):
-    """A page of bookings, newest first, and how many there are in all."""
+    """A page of bookings, newest first, and how many match in all."""
 
-    count: int
+    count: int = Field(description="How many bookings match, on all pages.")
     bookings: list[BookingOut]
+    next: str | None = Field(None, description="The cursor of the next page, if there is one.")
 
 
 class ErrorOut(BaseModel):

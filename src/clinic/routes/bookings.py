@@ -4,8 +4,7 @@ import logging
 from contextlib import suppress
 from typing import Annotated
 
-from beanie import SortDirection
-from fastapi import APIRouter, BackgroundTasks, Header, HTTPException, Path, Query, Response, status
+from fastapi import APIRouter, BackgroundTasks, Header, HTTPException, Path, Response, status
 
 from clinic.booking import CannotCancel, announce, cancel
 from clinic.database import DatabaseUnavailable
@@ -16,11 +15,9 @@ from clinic.models import Booking, Doctor
 from clinic.outbox import hand_over
 from clinic.privacy import mask_email
 from clinic.routes.errors import NOT_FOUND, UNAVAILABLE, invalid
-from clinic.schemas import BookingList, BookingOut, BookingRequest, ErrorOut
+from clinic.schemas import BookingOut, BookingRequest, ErrorOut
 
 log = logging.getLogger("clinic.api")
-
-NEWEST_FIRST = [("created_at", SortDirection.DESCENDING), ("_id", SortDirection.DESCENDING)]
 
 router = APIRouter(tags=["bookings"])
 BookingId = Annotated[str, Path(description="The booking's id.")]
@@ -184,20 +181,3 @@ async def get_booking(booking_id: BookingId) -> BookingOut:
     if booking is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, NOT_FOUND)
     return BookingOut.of(booking)
-
-
-@router.get(
-    "/bookings",
-    response_model=BookingList,
-    response_model_exclude_none=True,
-    responses=UNAVAILABLE,
-    summary="List bookings, newest first",
-)
-async def list_bookings(
-    limit: Annotated[int, Query(ge=1, le=100, description="Bookings per page.")] = 50,
-) -> BookingList:
-    """The newest bookings and the total count."""
-    query = Booking.find_all()
-    total = await query.count()
-    newest = await query.sort(NEWEST_FIRST).limit(limit).to_list()
-    return BookingList(count=total, bookings=[BookingOut.of(b) for b in newest])

@@ -9,7 +9,7 @@ from pymongo.errors import DuplicateKeyError
 from clinic.dependencies import StaffOnly
 from clinic.doctors import free_slots
 from clinic.models import Doctor
-from clinic.routes.errors import UNAVAILABLE
+from clinic.routes.errors import STAFF, UNAVAILABLE
 from clinic.scheduling import local_time
 from clinic.schemas import (
     AvailabilityOut,
@@ -23,10 +23,6 @@ from clinic.schemas import (
 from clinic.settings import settings
 
 NO_DOCTOR = "No doctor with this id."
-STAFF: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorOut, "description": "No staff token was sent."},
-    403: {"model": ErrorOut, "description": "The staff token is not valid."},
-}
 MISSING: dict[int | str, dict[str, Any]] = {404: {"model": ErrorOut, "description": NO_DOCTOR}}
 
 router = APIRouter(prefix="/doctors", tags=["doctors"])

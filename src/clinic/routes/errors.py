@@ -10,6 +10,10 @@ NOT_FOUND = "No booking with this id."
 UNAVAILABLE: dict[int | str, dict[str, Any]] = {
     503: {"model": ErrorOut, "description": "The booking database is unavailable."}
 }
+STAFF: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorOut, "description": "No staff token was sent."},
+    403: {"model": ErrorOut, "description": "The staff token is not valid."},
+}
 
 
 def invalid(location: list[str], message: str) -> HTTPException:
