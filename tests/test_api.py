@@ -1,6 +1,7 @@
 """The HTTP API in process (httpx on the ASGI app), publishing to an in-memory broker."""
 
 import uuid
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
@@ -121,3 +122,59 @@ async def test_ready_is_503_when_the_database_does_not_answer(client: AsyncClien
         await dead.close()
     assert response.status_code == 503
     assert response.json()["database"] == "down"
+
+
+MORE_BAD_BODIES: list[tuple[str, Any, str]] = [
+    ("name of 10,000 characters", VALID | {"patientName": "J" * 10_000}, "patientName"),
+    ("date in year 9999", VALID | {"date": "9999-12-31T23:59:00Z"}, "date"),
+    ("number as date", VALID | {"date": 1_900_000_000}, "date"),
+    ("operator string as name", VALID | {"patientName": "$where"}, "patientName"),
+    ("operator string as email", VALID | {"patientEmail": "$where@example.com"}, "patientEmail"),
+    ("operator as doctor", VALID | {"doctorId": {"$ne": None}}, "doctorId"),
+    ("operator string as doctor", VALID | {"doctorId": "$where"}, "doctorId"),
+    ("list as body", [VALID], "body"),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "body", "field"), MORE_BAD_BODIES, ids=[c for c, _, _ in MORE_BAD_BODIES]
+)
+async def test_hostile_input_is_422_and_leaves_nothing(
+    client: AsyncClient, case: str, body: Any, field: str
+) -> None:
+    response = await client.post("/book", json=body)
+
+    assert response.status_code == 422, case
+    errors = response.json()["detail"]
+    assert any(err["loc"][-1] == field and err["msg"] for err in errors), errors
+    assert await Booking.find_all().count() == 0
+    booking_request_publisher.mock.assert_not_called()
+
+
+@pytest.mark.parametrize("name", ["Juan Pérez", "José Ñúñez", "Zoë O'Brien-Łukasz", "王小明"])
+async def test_unicode_names_are_booked_as_written(client: AsyncClient, name: str) -> None:
+    response = await client.post("/book", json=VALID | {"patientName": name})
+    assert response.status_code == 202
+    stored = await Booking.get(response.json()["id"])
+    assert stored is not None
+    assert stored.patient_name == name
+
+
+async def test_oversized_bodies_are_413_and_leave_nothing(client: AsyncClient) -> None:
+    padded = VALID | {"patientName": "Juan Pérez", "padding": "x" * 20_000}
+    declared = await client.post("/book", json=padded)
+
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: counted as it arrives
+        for _ in range(40):
+            yield b" " * 1024
+
+    streamed = await client.post(
+        "/book", content=chunks(), headers={"Content-Type": "application/json"}
+    )
+    just_fits = await client.post("/book", json=VALID | {"patientName": "J" * 150})
+
+    assert declared.status_code == 413
+    assert declared.json() == {"detail": "The request body is larger than 16 KiB."}
+    assert streamed.status_code == 413
+    assert just_fits.status_code == 202
+    assert await Booking.find_all().count() == 1

@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse
 
 from clinic import __version__
+from clinic.body_limit import BodySizeLimit
 from clinic.database import DatabaseUnavailable, connect_database
 from clinic.doctors import seed_doctors
 from clinic.logs import configure_logging
@@ -48,6 +49,7 @@ app = FastAPI(
     description="Appointment booking for medical clinics.",
     lifespan=lifespan,
 )
+app.add_middleware(BodySizeLimit)
 app.include_router(bookings.router)
 app.include_router(booking_list.router)
 app.include_router(doctors.router)

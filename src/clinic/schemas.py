@@ -8,6 +8,7 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     EmailStr,
     Field,
@@ -27,7 +28,15 @@ class CamelModel(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
 
 
+def _not_an_operator(value: str) -> str:
+    # Stored as plain values they are harmless, but no patient is called "$where".
+    if value.startswith("$"):
+        raise ValueError("must not start with $")
+    return value
+
+
 def _plain_name(name: str) -> str:
+    _not_an_operator(name)
     if any(unicodedata.category(ch).startswith("C") for ch in name):
         raise ValueError("must not contain control characters")
     if not any(ch.isalpha() for ch in name):
@@ -50,7 +59,17 @@ PatientName = Annotated[
     StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
     AfterValidator(_plain_name),
 ]
-AppointmentDate = Annotated[AwareDatetime, AfterValidator(_utc_millis)]
+
+
+def _iso_text(value: object) -> object:
+    # Pydantic would read a bare number as a Unix time; the API takes ISO 8601 only.
+    if isinstance(value, int | float):
+        raise ValueError("must be an ISO 8601 date and time with a timezone, not a number")
+    return value
+
+
+AppointmentDate = Annotated[AwareDatetime, BeforeValidator(_iso_text), AfterValidator(_utc_millis)]
+"""An ISO 8601 date and time with a timezone, stored in UTC to the millisecond."""
 
 
 class BookingRequest(CamelModel):
@@ -70,7 +89,9 @@ class BookingRequest(CamelModel):
     )
 
     patient_name: PatientName = Field(description="The patient's full name.")
-    patient_email: EmailStr = Field(description="Where the confirmation email goes.")
+    patient_email: Annotated[EmailStr, AfterValidator(_not_an_operator)] = Field(
+        description="Where the confirmation email goes."
+    )
     date: AppointmentDate = Field(
         description="Appointment time, ISO 8601 with a timezone (e.g. 2030-06-15T10:30:00Z)."
     )
