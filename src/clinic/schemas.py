@@ -181,7 +181,12 @@ class DoctorList(BaseModel):
 class DoctorChanges(CamelModel):
     """What staff change about a doctor; fields left out stay as they are."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"slotMinutes": 20, "workingHours": {"mon": [["08:00", "15:00"]]}}]
+        },
+    )
 
     name: ShortText | None = None
     specialty: ShortText | None = None

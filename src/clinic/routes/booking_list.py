@@ -32,8 +32,12 @@ async def list_bookings(
     cursor: Annotated[
         str | None, Query(max_length=300, description="`next` of the previous page.")
     ] = None,
-    booking_status: Annotated[BookingStatus | None, Query(alias="status")] = None,
-    doctor_id: Annotated[DoctorId | None, Query(alias="doctorId")] = None,
+    booking_status: Annotated[
+        BookingStatus | None, Query(alias="status", description="Only bookings in this status.")
+    ] = None,
+    doctor_id: Annotated[
+        DoctorId | None, Query(alias="doctorId", description="Only this doctor's bookings.")
+    ] = None,
     date_from: Annotated[
         AwareDatetime | None, Query(alias="from", description="Appointments at or after.")
     ] = None,

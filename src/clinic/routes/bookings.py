@@ -14,13 +14,19 @@ from clinic.messages import BookingStatus
 from clinic.models import Booking, Doctor
 from clinic.outbox import hand_over
 from clinic.privacy import mask_email
-from clinic.routes.errors import NOT_FOUND, UNAVAILABLE, invalid
+from clinic.routes.errors import NOT_FOUND, TOO_LARGE, UNAVAILABLE, invalid
 from clinic.schemas import BookingOut, BookingRequest, ErrorOut
 
 log = logging.getLogger("clinic.api")
 
 router = APIRouter(tags=["bookings"])
-BookingId = Annotated[str, Path(description="The booking's id.")]
+BookingId = Annotated[
+    str,
+    Path(
+        description="The booking's id, as POST /book answered it.",
+        examples=["3f2b8c1e-7d4a-4c55-9a0e-2b6f1d9c8e71"],
+    ),
+]
 MAX_ID_LENGTH = 64
 """Longer ids cannot exist: they are answered 404 without asking the database."""
 
@@ -49,6 +55,7 @@ IdempotencyKeyHeader = Annotated[
     responses={
         200: {"model": BookingOut, "description": "A repeated request: the booking it made."},
         409: {"model": ErrorOut, "description": "The Idempotency-Key came with another body."},
+        **TOO_LARGE,
         **UNAVAILABLE,
     },
     summary="Request an appointment",

@@ -9,7 +9,7 @@ from pymongo.errors import DuplicateKeyError
 from clinic.dependencies import StaffOnly
 from clinic.doctors import free_slots
 from clinic.models import Doctor
-from clinic.routes.errors import STAFF, UNAVAILABLE
+from clinic.routes.errors import STAFF, TOO_LARGE, UNAVAILABLE
 from clinic.scheduling import local_time
 from clinic.schemas import (
     AvailabilityOut,
@@ -26,7 +26,9 @@ NO_DOCTOR = "No doctor with this id."
 MISSING: dict[int | str, dict[str, Any]] = {404: {"model": ErrorOut, "description": NO_DOCTOR}}
 
 router = APIRouter(prefix="/doctors", tags=["doctors"])
-AnyDoctorId = Annotated[str, Path(max_length=63, description="The doctor's id.")]
+AnyDoctorId = Annotated[
+    str, Path(max_length=63, description="The doctor's id.", examples=["dra-garcia"])
+]
 
 
 async def _doctor(doctor_id: str) -> Doctor:
@@ -71,7 +73,12 @@ async def get_doctor(doctor_id: AnyDoctorId) -> DoctorOut:
 async def availability(
     doctor_id: AnyDoctorId,
     day: Annotated[
-        date, Query(alias="date", description="A day in the clinic's timezone, YYYY-MM-DD.")
+        date,
+        Query(
+            alias="date",
+            description="A day in the clinic's timezone, YYYY-MM-DD.",
+            examples=["2030-06-17"],
+        ),
     ],
 ) -> AvailabilityOut:
     """The slots of that local day that no pending or confirmed booking holds."""
@@ -90,7 +97,12 @@ async def availability(
     status_code=status.HTTP_201_CREATED,
     response_model=DoctorOut,
     dependencies=[StaffOnly],
-    responses={409: {"model": ErrorOut, "description": "The id is taken."}, **STAFF, **UNAVAILABLE},
+    responses={
+        409: {"model": ErrorOut, "description": "The id is taken."},
+        **STAFF,
+        **TOO_LARGE,
+        **UNAVAILABLE,
+    },
     summary="Add a doctor (staff)",
 )
 async def add_doctor(doctor: NewDoctor) -> DoctorOut:
@@ -107,7 +119,7 @@ async def add_doctor(doctor: NewDoctor) -> DoctorOut:
     "/{doctor_id}",
     response_model=DoctorOut,
     dependencies=[StaffOnly],
-    responses={**MISSING, **STAFF, **UNAVAILABLE},
+    responses={**MISSING, **STAFF, **TOO_LARGE, **UNAVAILABLE},
     summary="Change a doctor (staff)",
 )
 async def change_doctor(doctor_id: AnyDoctorId, changes: DoctorChanges) -> DoctorOut:

@@ -10,6 +10,9 @@ NOT_FOUND = "No booking with this id."
 UNAVAILABLE: dict[int | str, dict[str, Any]] = {
     503: {"model": ErrorOut, "description": "The booking database is unavailable."}
 }
+TOO_LARGE: dict[int | str, dict[str, Any]] = {
+    413: {"model": ErrorOut, "description": "The body is larger than 16 KiB."}
+}
 STAFF: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorOut, "description": "No staff token was sent."},
     403: {"model": ErrorOut, "description": "The staff token is not valid."},
