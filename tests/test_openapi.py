@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, settings
 from httpx import AsyncClient
+from hypothesis import HealthCheck, settings
 from schemathesis import GenerationMode
 from schemathesis.checks import (
     not_a_server_error,
@@ -32,7 +32,7 @@ CHECKS = [not_a_server_error, status_code_conformance, response_schema_conforman
 
 @schema.parametrize()
 @settings(max_examples=12, deadline=None, database=None, suppress_health_check=list(HealthCheck))
-async def test_every_route_keeps_to_its_openapi_document(case: Any, client: AsyncClient) -> None:  # noqa: ANN401
+async def test_every_route_keeps_to_its_openapi_document(case: Any, client: AsyncClient) -> None:
     request = case.as_transport_kwargs(base_url="http://clinic", headers=STAFF)
     request.pop("cookies", None)
     response = await client.request(**request)
