@@ -1,14 +1,15 @@
 """End to end: ``clinic dev`` runs the whole system, books an appointment, and stops cleanly."""
 
+import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -17,6 +18,7 @@ import pytest
 from clinic.embedded_db import free_port
 
 CLINIC = Path(sys.executable).parent / "clinic"
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
@@ -41,8 +43,12 @@ def test_clinic_dev_books_and_stops(rabbit_vhost: str, tmp_path: Path) -> None:
     port = free_port()
     api = f"http://127.0.0.1:{port}"
     data_dir = tmp_path / "data"
-    env = {k: v for k, v in os.environ.items() if k != "CLINIC_MONGO_URL"}
+    # Left to `clinic dev`: the database, the doctors (the example file, from the
+    # checkout it runs in) and a staff token, which it prints.
+    unset = {"CLINIC_MONGO_URL", "CLINIC_DOCTORS_FILE", "CLINIC_STAFF_TOKENS"}
+    env = {k: v for k, v in os.environ.items() if k not in unset}
     env["CLINIC_DEV_DATA_DIR"] = str(data_dir)
+    shutil.copy(ROOT / "doctors.example.json", tmp_path)
     log_path = tmp_path / "clinic-dev.log"
 
     with log_path.open("wb") as log, httpx.Client(base_url=api, timeout=5) as http:
@@ -65,15 +71,14 @@ def test_clinic_dev_books_and_stops(rabbit_vhost: str, tmp_path: Path) -> None:
 
             _wait_until(api_up, 40, "GET /health")
 
-            date = (datetime.now(UTC) + timedelta(days=30)).strftime("%Y-%m-%dT10:00:00Z")
-            booked = http.post(
-                "/book",
-                json={
-                    "patientName": "Juan Pérez",
-                    "patientEmail": "juan@example.com",
-                    "date": date,
-                },
-            )
+            banner = log_path.read_text()
+            example = re.search(r"-d '(\{.*\})'", banner)
+            token = re.search(r"Authorization: Bearer (\S+)\"", banner)
+            assert example, banner
+            assert token, banner
+            booked = http.post("/book", json=json.loads(example[1]))
+            listed = http.get("/bookings", headers={"Authorization": f"Bearer {token[1]}"})
+            assert listed.status_code == 200, listed.text
             assert booked.status_code == 202, booked.text
             booking_id = booked.json()["id"]
 
@@ -81,6 +86,9 @@ def test_clinic_dev_books_and_stops(rabbit_vhost: str, tmp_path: Path) -> None:
                 status = http.get(f"/booking/{booking_id}").json()["status"]
                 assert status in {"pending", "confirmed"}, status
                 return bool(status == "confirmed")
+
+            doctors = http.get("/doctors").json()["doctors"]
+            assert "dra-garcia" in [d["id"] for d in doctors], "the example doctors are missing"
 
             _wait_until(confirmed, 30, f"booking {booking_id} to be confirmed")
             assert any(path.is_file() for path in data_dir.rglob("*")), "no data kept locally"
