@@ -18,6 +18,7 @@ from clinic.body_limit import BodySizeLimit
 from clinic.database import DatabaseUnavailable, connect_database
 from clinic.doctors import seed_doctors
 from clinic.logs import configure_logging
+from clinic.outbox import published_marks
 from clinic.routes import booking_list, bookings, doctors, health
 from clinic.settings import settings
 from clinic.topology import broker, declare_topology
@@ -39,6 +40,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        await published_marks.flush()
         await broker.stop()
         await app.state.mongo.close()
 
@@ -49,6 +51,7 @@ app = FastAPI(
     description="Appointment booking for medical clinics.",
     lifespan=lifespan,
 )
+# Ours, not FastAPI's max_body_size: that one answers a declared oversize in plain text.
 app.add_middleware(BodySizeLimit)
 app.include_router(bookings.router)
 app.include_router(booking_list.router)

@@ -32,12 +32,57 @@ RELAY_BATCH = 500
 """Most requests one relay scan publishes, so a backlog never starves the shutdown."""
 
 
-async def publish_request(booking_id: str) -> None:
-    """Hand the booking to the workers and record that the broker confirmed it."""
+MARK_DELAY = 0.02
+"""Seconds the API gathers confirmed publishes before recording them in one write."""
+
+
+class PublishedMarks:
+    """Records that the broker confirmed requests, many bookings in one database write.
+
+    A mark that is lost (the process dies first, the database is down) only
+    means the relay publishes that request once more, which is harmless.
+    """
+
+    def __init__(self) -> None:
+        self._pending: set[str] = set()
+        self._flusher: asyncio.Task[None] | None = None
+
+    def add(self, booking_id: str) -> None:
+        """Record, soon, that ``booking_id``'s request reached the broker."""
+        self._pending.add(booking_id)
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush_soon())
+
+    async def _flush_soon(self) -> None:
+        await asyncio.sleep(MARK_DELAY)  # the marks of concurrent requests join this write
+        await self.flush()
+
+    async def flush(self) -> None:
+        """Write every pending mark now."""
+        while self._pending:
+            batch, self._pending = list(self._pending), set()
+            try:
+                await Booking.get_pymongo_collection().update_many(
+                    {"_id": {"$in": batch}}, {"$set": {"request_published": True}}
+                )
+            except DatabaseUnavailable as exc:
+                log.warning("%d publish marks lost, the relay republishes: %r", len(batch), exc)
+                return
+
+
+published_marks = PublishedMarks()
+
+
+async def _publish(booking_id: str) -> None:
     async with asyncio.timeout(settings.publish_timeout):
         await booking_request_publisher.publish(
             BookAppointment(booking_id=booking_id), correlation_id=booking_id, message_id=booking_id
         )
+
+
+async def publish_request(booking_id: str) -> None:
+    """Hand the booking to the workers and record that the broker confirmed it."""
+    await _publish(booking_id)
     await Booking.get_pymongo_collection().update_one(
         {"_id": booking_id}, {"$set": {"request_published": True, "publish_error": None}}
     )
@@ -46,7 +91,8 @@ async def publish_request(booking_id: str) -> None:
 async def hand_over(booking_id: str) -> None:
     """Publish a just-stored booking's request; on failure leave it to the relay."""
     try:
-        await publish_request(booking_id)
+        await _publish(booking_id)
+        published_marks.add(booking_id)
     except Exception as exc:  # noqa: BLE001 - whatever failed, the relay retries it
         log.warning(
             "request not published yet, the outbox relay will: %r",

@@ -9,6 +9,7 @@ from fastapi import APIRouter, BackgroundTasks, Header, HTTPException, Path, Res
 from clinic.booking import CannotCancel, announce, cancel
 from clinic.database import DatabaseUnavailable
 from clinic.idempotency import KeyReused, claim_key, release_key
+from clinic.intake import booking_inserts
 from clinic.logs import current_booking_id
 from clinic.messages import BookingStatus
 from clinic.models import Booking, Doctor
@@ -90,7 +91,7 @@ async def book(
         response.headers["Location"] = f"/booking/{earlier.id}"
         return BookingOut.of(earlier)
     try:
-        await booking.insert()
+        await booking_inserts.insert(booking)
     except DatabaseUnavailable:
         if idempotency_key:
             with suppress(DatabaseUnavailable):
