@@ -21,16 +21,13 @@ From the repository root::
 
 import argparse
 import asyncio
-import contextlib
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -40,7 +37,8 @@ from faststream.rabbit import RabbitBroker
 from pymongo import AsyncMongoClient
 from tests.processes import running
 
-from clinic.embedded_db import EmbeddedDatabase
+from bench.environment import DOCTORS, database_server, rabbitmqctl
+from clinic.doctors import seed_doctors
 from clinic.messages import BookAppointment, BookingStatus
 from clinic.models import DOCUMENT_MODELS, Booking
 from clinic.settings import Settings, settings
@@ -67,28 +65,11 @@ class Run:
         return (last - before) / (self.decided[last - 1] - begin) / expected
 
 
-def rabbitmqctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
-
-
-@contextlib.contextmanager
-def database_server(workdir: Path) -> Iterator[str]:
-    """The MongoDB URL to use: CLINIC_MONGO_URL, or a SecantusDB server of our own."""
-    if url := os.environ.get("CLINIC_MONGO_URL"):
-        yield url
-        return
-    database = EmbeddedDatabase(workdir / "db", log=workdir / "db.log")
-    database.start()
-    try:
-        yield database.url
-    finally:
-        database.stop()
-
-
 async def load(rabbit_url: str, mongo_url: str, db_name: str, count: int) -> None:
     """Store ``count`` pending bookings at distinct future minutes and publish a request each."""
     async with AsyncMongoClient[dict[str, object]](mongo_url, tz_aware=True) as client:
         await init_beanie(database=client[db_name], document_models=DOCUMENT_MODELS)
+        await seed_doctors(DOCTORS)
         first = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(days=1)
         bookings = [
             Booking(patient_name=f"Patient {i}", patient_email=f"p{i}@example.com", date=date)

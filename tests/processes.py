@@ -11,11 +11,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import yaml
 
 BIN = Path(sys.executable).parent
 
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def compose_commands() -> dict[str, str]:
+    """The command line of each service the compose file builds from this repository."""
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    return {name: spec["command"] for name, spec in services.items() if "command" in spec}
 
 
 class Service:

@@ -10,23 +10,16 @@ from pathlib import Path
 import aio_pika
 import httpx
 import pytest
-import yaml
 
 from clinic.embedded_db import free_port
 from clinic.messages import BookingStatus, RejectionCode
 from clinic.models import utcnow
 from tests.conftest import vhost_rabbitmqctl
-from tests.processes import running, wait_for_status, wait_until_up
+from tests.processes import compose_commands, running, wait_for_status, wait_until_up
 from tests.stack import Stack, log_count, wait_until_terminal
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("rabbit_vhost", "clean_db")]
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def compose_commands() -> dict[str, str]:
-    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
-    return {name: spec["command"] for name, spec in services.items() if "command" in spec}
 
 
 def book(base_url: str, minutes_ahead: int) -> str:

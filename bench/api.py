@@ -1,0 +1,102 @@
+"""``POST /book`` under wrk, checked for loss, beside a bare FastAPI endpoint.
+
+Per run: the API as the compose file runs it (no workers, so every published
+request stays queued), a 3 s warm-up, then 64 connections for 15 s. Then every
+accepted booking must be stored and enqueued. The same load on a FastAPI app
+that only validates the same body (``bench.bare_app``) gives the ratio.
+"""
+
+import re
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from pymongo import MongoClient
+from tests.processes import Service
+
+from bench.environment import Clinic
+
+WRK_SCRIPT = Path(__file__).with_name("post_book.lua")
+CONNECTIONS, DURATION, WARMUP = 64, 15, 3
+
+
+@dataclass
+class Load:
+    """What wrk saw."""
+
+    requests: int
+    per_second: float
+    p50_ms: float
+    p99_ms: float
+    non_2xx: int
+
+
+def ensure_wrk() -> str:
+    """The wrk binary, installed from Debian's packages if missing."""
+    if found := shutil.which("wrk"):
+        return found
+    subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], check=True, capture_output=True)
+    found = shutil.which("wrk")
+    if not found:
+        raise RuntimeError("wrk is not installed and could not be installed")
+    return found
+
+
+def _ms(text: str) -> float:
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def wrk(url: str, seconds: int) -> Load:
+    """Load ``url`` with POST /book bodies for ``seconds``."""
+    out = subprocess.run(
+        [ensure_wrk(), "-t2", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency",
+         "-s", str(WRK_SCRIPT), url],
+        check=True, capture_output=True, text=True, timeout=seconds + 60,
+    ).stdout  # fmt: skip
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    failed = (int(non_2xx[1]) if non_2xx else 0) + (sum(map(int, errors.groups())) if errors else 0)
+    return Load(
+        requests=int(re.search(r"(\d+) requests in", out)[1]),  # type: ignore[index]
+        per_second=float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1]),  # type: ignore[index]
+        p50_ms=_ms(re.search(r"50%\s+(\S+)", out)[1]),  # type: ignore[index]
+        p99_ms=_ms(re.search(r"99%\s+(\S+)", out)[1]),  # type: ignore[index]
+        non_2xx=failed,
+    )
+
+
+def measure_ours(clinic: Clinic) -> tuple[Load, int, int, int, float]:
+    """Load, accepted, stored, enqueued, and the API's peak RSS in MB."""
+    api = clinic.start("api")
+    clinic.wait_until_ready()
+    warm = wrk(f"{clinic.base_url}/book", WARMUP)
+    load = wrk(f"{clinic.base_url}/book", DURATION)
+    accepted = warm.requests - warm.non_2xx + load.requests - load.non_2xx
+    time.sleep(2)  # requests still in flight when wrk stopped finish storing
+    with MongoClient(clinic.mongo_url) as client:
+        stored = client[clinic.db_name]["bookings"].count_documents({})
+    deadline = time.monotonic() + 30  # the last publishes finish after their answers
+    while (enqueued := clinic.queue_depth("booking_requests")) < stored:
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    peak = clinic.rss(peak=True)["api"]
+    assert api.running
+    return load, accepted, stored, enqueued, peak
+
+
+def measure_bare(workdir: Path, port: int) -> Load:
+    """The same load on an app that only validates the body."""
+    bare = Service(
+        f"uvicorn bench.bare_app:app --host 127.0.0.1 --port {port} --log-level warning",
+        workdir / "bare.log",
+    ).start()
+    try:
+        time.sleep(2)
+        wrk(f"http://127.0.0.1:{port}/book", WARMUP)
+        return wrk(f"http://127.0.0.1:{port}/book", DURATION)
+    finally:
+        bare.terminate()

@@ -1,0 +1,142 @@
+"""What every benchmark run needs: its own vhost and database, the real processes, RSS.
+
+Needs RabbitMQ at 127.0.0.1:5672 (guest/guest) and ``rabbitmqctl``; starts a
+SecantusDB server unless ``CLINIC_MONGO_URL`` is set.
+"""
+
+import contextlib
+import os
+import statistics
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from pymongo import MongoClient
+from tests.processes import Service, compose_commands
+
+from clinic.embedded_db import EmbeddedDatabase, free_port
+
+RABBIT_URL = "amqp://guest:guest@127.0.0.1:5672/"
+DOCTORS = Path(__file__).with_name("doctors.json")
+"""One doctor who works around the clock in 1-minute slots: every posted minute is bookable."""
+
+
+def rabbitmqctl(*args: str) -> str:
+    return subprocess.run(
+        ["rabbitmqctl", "-q", *args], check=True, capture_output=True, text=True, timeout=60
+    ).stdout
+
+
+@contextlib.contextmanager
+def database_server(workdir: Path) -> Iterator[str]:
+    """The MongoDB URL to use: CLINIC_MONGO_URL, or a SecantusDB server of our own."""
+    if url := os.environ.get("CLINIC_MONGO_URL"):
+        yield url
+        return
+    database = EmbeddedDatabase(workdir / "db", log=workdir / "db.log")
+    database.start()
+    try:
+        yield database.url
+    finally:
+        database.stop()
+
+
+def rss_mb(pid: int, peak: bool = False) -> float:
+    """Resident memory of a process in MB (its peak with ``peak``)."""
+    key = "VmHWM:" if peak else "VmRSS:"
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key):
+            return int(line.split()[1]) / 1024
+    raise LookupError(f"no {key} for {pid}")
+
+
+@dataclass
+class Clinic:
+    """The clinic's processes for one run, in a vhost and a database of their own."""
+
+    workdir: Path
+    mongo_url: str
+    env: dict[str, str] = field(default_factory=dict)
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+    services: dict[str, Service] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.vhost = f"clinic-bench-{self.run_id}"
+        self.db_name = f"clinic_bench_{self.run_id}"
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.rabbit_url = RABBIT_URL + self.vhost
+        self.env = {
+            "CLINIC_RABBIT_URL": self.rabbit_url,
+            "CLINIC_MONGO_URL": self.mongo_url,
+            "CLINIC_MONGO_DB": self.db_name,
+            "CLINIC_DOCTORS_FILE": str(DOCTORS),
+            "CLINIC_STAFF_TOKENS": "bench-staff-token",
+            **self.env,
+        }
+
+    def start(self, name: str, command: str | None = None) -> Service:
+        """Start a service by its compose name (its compose command line), or ``command``."""
+        if command is None:
+            command = compose_commands()[name.rstrip("0123456789-")]
+        if name == "api" or command.startswith("uvicorn"):
+            command = command.replace("--host 0.0.0.0", "--host 127.0.0.1")
+            command = command.replace("--port 3000", f"--port {self.port}")
+        service = Service(command, self.workdir / f"{self.run_id}-{name}.log", self.env).start()
+        self.services[name] = service
+        return service
+
+    def wait_until_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.base_url}/ready", timeout=2).status_code == 200:
+                    return
+            time.sleep(0.1)
+        raise RuntimeError(f"the API was not ready within {timeout:.0f} s")
+
+    def wait_for_workers(self, timeout: float = 60) -> None:
+        """Wait until every worker logged that it started."""
+        deadline = time.monotonic() + timeout
+        for name, service in self.services.items():
+            if name == "api":
+                continue
+            while b"started successfully" not in service.log.read_bytes():
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{name} did not start:\n{service.log.read_text()}")
+                time.sleep(0.05)
+
+    def rss(self, peak: bool = False) -> dict[str, float]:
+        """RSS in MB of each running service."""
+        return {
+            name: rss_mb(service.process.pid, peak)
+            for name, service in self.services.items()
+            if service.process is not None and service.running
+        }
+
+    def queue_depth(self, queue: str) -> int:
+        for line in rabbitmqctl("list_queues", "-p", self.vhost, "name", "messages").splitlines():
+            name, _, count = line.rpartition("\t")
+            if name == queue:
+                return int(count)
+        return 0
+
+    def __enter__(self) -> "Clinic":
+        rabbitmqctl("add_vhost", self.vhost)
+        rabbitmqctl("set_permissions", "-p", self.vhost, "guest", ".*", ".*", ".*")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for service in self.services.values():
+            service.terminate(timeout=20)
+        rabbitmqctl("delete_vhost", self.vhost)
+        with MongoClient(self.mongo_url) as client:
+            client.drop_database(self.db_name)
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")

@@ -1,0 +1,90 @@
+"""Bookings end to end: posted to the API until every one is confirmed or rejected.
+
+- **Original settings:** 3 booking-worker processes, 2–5 s delay, 60 bookings
+  posted at once; the time until all are terminal.
+- **Zero delay:** 1 booking-worker process, 2,000 bookings; bookings per second
+  from the first POST to the last decision, and each booking's POST → decision
+  latency (its ``updatedAt`` minus its ``createdAt``).
+
+The processes are the compose file's (API, booking and notification workers).
+"""
+
+import asyncio
+import statistics
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import httpx
+from pymongo import MongoClient
+
+from bench.environment import Clinic
+
+
+@dataclass
+class Pipeline:
+    """One run's result."""
+
+    seconds: float
+    per_second: float
+    p50_ms: float
+    p99_ms: float
+    rss_at_rest: dict[str, float]
+    rss_after: dict[str, float]
+
+
+async def post_all(base_url: str, count: int, concurrency: int) -> None:
+    """POST ``count`` bookings at distinct future minutes, ``concurrency`` at a time."""
+    first = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(days=2)
+    limit = asyncio.Semaphore(concurrency)
+    async with httpx.AsyncClient(base_url=base_url, timeout=60) as client:
+
+        async def post(n: int) -> None:
+            body = {
+                "patientName": f"Paciente {n}",
+                "patientEmail": f"p{n}@example.com",
+                "date": (first + timedelta(minutes=n)).isoformat(),
+            }
+            async with limit:
+                answer = await client.post("/book", json=body)
+            if answer.status_code != 202:
+                raise RuntimeError(f"POST /book answered {answer.status_code}: {answer.text}")
+
+        await asyncio.gather(*(post(n) for n in range(count)))
+
+
+def wait_terminal(clinic: Clinic, count: int, timeout: float) -> list[dict[str, datetime]]:
+    """Wait until ``count`` bookings are decided; their creation and decision times."""
+    with MongoClient(clinic.mongo_url, tz_aware=True) as client:
+        bookings = client[clinic.db_name]["bookings"]
+        deadline = time.monotonic() + timeout
+        while bookings.count_documents({"status": {"$ne": "pending"}}) < count:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"not all {count} bookings were decided in {timeout:.0f} s")
+            time.sleep(0.05)
+        return list(bookings.find({}, {"created_at": 1, "updated_at": 1, "_id": 0}))
+
+
+def run_pipeline(clinic: Clinic, workers: int, count: int, concurrency: int) -> Pipeline:
+    """Start the API, ``workers`` booking workers and a notification worker; time ``count``."""
+    clinic.start("api")
+    for n in range(workers):
+        clinic.start(f"booking-worker-{n}")
+    clinic.start("notification-worker")
+    clinic.wait_until_ready()
+    clinic.wait_for_workers()
+    time.sleep(1)
+    at_rest = clinic.rss()
+    started = time.time()
+    asyncio.run(post_all(clinic.base_url, count, concurrency))
+    decided = wait_terminal(clinic, count, timeout=600)
+    last = max(b["updated_at"].timestamp() for b in decided)
+    latencies = sorted((b["updated_at"] - b["created_at"]).total_seconds() * 1000 for b in decided)
+    return Pipeline(
+        seconds=last - started,
+        per_second=count / (last - started),
+        p50_ms=statistics.median(latencies),
+        p99_ms=latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
+        rss_at_rest=at_rest,
+        rss_after=clinic.rss(),
+    )
