@@ -13,13 +13,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench import concurrency
+from bench import concurrency, listing
 from bench.api import measure_bare, measure_ours
 from bench.environment import Clinic, database_server, median
 from bench.pipeline import run_pipeline
 from clinic.embedded_db import free_port
 
-ALL = ("api", "original", "zero", "concurrency")
+ALL = ("api", "original", "zero", "listing", "concurrency")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -38,6 +38,9 @@ def main(argv: list[str] | None = None) -> None:
                 rows += original_rows(workdir, mongo_url, args.runs)
             if "zero" in chosen:
                 rows += zero_rows(workdir, mongo_url, args.runs)
+            if "listing" in chosen:
+                with Clinic(workdir, mongo_url) as clinic:
+                    print_listing(listing.run(clinic))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     print_table(rows)
@@ -126,6 +129,15 @@ def zero_rows(workdir: Path, mongo_url: str, runs: int) -> list[tuple[str, str, 
         ),
         ("API RSS MB at rest", f"{api_rest:.0f}", "78", "-"),
     ]
+
+
+def print_listing(rows: list[tuple[str, float, int, str]]) -> None:
+    first = rows[0][1]
+    title = f"GET /bookings, {listing.BOOKINGS:,} bookings"
+    print(f"\n{title:<28} {'median ms':>9} {'x first':>7} {'count':>7}  index")
+    for name, ms, count, index in rows:
+        print(f"{name:<28} {ms:>9.1f} {ms / first:>7.2f} {count:>7}  {index}")
+    sys.stdout.flush()
 
 
 def fmt(rss: dict[str, float]) -> str:
