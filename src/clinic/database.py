@@ -12,8 +12,13 @@ from clinic.settings import settings
 DatabaseUnavailable = PyMongoError
 
 
-async def connect_database() -> AsyncMongoClient[dict[str, object]]:
-    """Connect to MongoDB and register the clinic's documents (creating their indexes)."""
+async def connect_database(*, create_indexes: bool = True) -> AsyncMongoClient[dict[str, object]]:
+    """Connect to MongoDB and register the clinic's documents.
+
+    The API creates the indexes at startup. The workers do not: a restarted worker
+    must not wait for index builds on a busy database, and none of their guarantees
+    rests on a secondary index (every uniqueness they rely on is the ``_id``'s).
+    """
     timeout_ms = round(settings.mongo_timeout * 1000)
     client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(
         settings.mongo_url,
@@ -22,7 +27,11 @@ async def connect_database() -> AsyncMongoClient[dict[str, object]]:
         connectTimeoutMS=timeout_ms,
         socketTimeoutMS=max(timeout_ms * 5, 10_000),
     )
-    await init_beanie(database=client[settings.mongo_db], document_models=DOCUMENT_MODELS)
+    await init_beanie(
+        database=client[settings.mongo_db],
+        document_models=DOCUMENT_MODELS,
+        skip_indexes=not create_indexes,
+    )
     return client
 
 

@@ -23,7 +23,7 @@ broker.add_middleware(RetryOrPark)
 @asynccontextmanager
 async def _worker_lifespan() -> AsyncIterator[None]:
     configure_logging(settings.log_level)
-    client = await connect_database()
+    client = await connect_database(create_indexes=False)
     # Declared before any subscriber consumes, so a rejected message always has
     # a retry queue to go to.
     await declare_topology()
