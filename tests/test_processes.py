@@ -21,7 +21,6 @@ from tests.stack import Stack, log_count, wait_until_terminal
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("rabbit_vhost", "clean_db")]
 
 
-
 def book(base_url: str, minutes_ahead: int) -> str:
     date = (utcnow() + timedelta(days=20, minutes=30 * minutes_ahead)).strftime(
         "%Y-%m-%dT%H:%M:00Z"

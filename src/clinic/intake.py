@@ -14,7 +14,7 @@ from pymongo.errors import BulkWriteError
 
 from clinic.models import Booking
 
-MAX_BATCH = 256
+MAX_BATCH = 100
 """Most bookings one write carries."""
 
 
