@@ -7,9 +7,11 @@ import pytest
 from httpx import AsyncClient
 
 from clinic.handlers import app as workers_app  # noqa: F401  (registers both handlers)
+from clinic.idempotency import claim_key
 from clinic.messages import BookingStatus
 from clinic.models import Booking, IdempotencyKey, SlotClaim, utcnow
 from clinic.outbox import relay_once
+from clinic.schemas import BookingRequest
 from clinic.settings import settings
 from clinic.topology import booking_request_publisher, status_publisher
 from tests.conftest import Outbox
@@ -156,3 +158,20 @@ async def test_idempotency_keys_expire(
     stored = await IdempotencyKey.get("key-2")
     assert stored is not None
     assert stored.booking_id == later.json()["id"]
+
+
+async def test_a_retry_after_a_lost_first_attempt_books_once_under_the_same_id(
+    client: AsyncClient,
+) -> None:
+    # The first attempt claimed the key, then its answer was lost (a 503, a timeout).
+    request = BookingRequest.model_validate(body())
+    assert await claim_key("key-3", request, "first-attempt-id") is None
+
+    retried = await client.post("/book", json=body(), headers={"Idempotency-Key": "key-3"})
+    again = await client.post("/book", json=body(), headers={"Idempotency-Key": "key-3"})
+
+    assert retried.status_code == 202
+    assert retried.json()["id"] == "first-attempt-id"
+    assert again.status_code == 200
+    assert again.json()["id"] == "first-attempt-id"
+    assert await Booking.find_all().count() == 1

@@ -54,10 +54,3 @@ async def claim_key(key: str, request: BookingRequest, booking_id: str) -> str |
             return earlier.booking_id
         return None
     raise KeyReused(key)  # claimed by a concurrent request in between
-
-
-async def release_key(key: str, booking_id: str) -> None:
-    """Forget a key whose booking could not be stored, so the client can retry with it."""
-    await IdempotencyKey.find(
-        IdempotencyKey.id == key, IdempotencyKey.booking_id == booking_id
-    ).delete()

@@ -1,18 +1,17 @@
 """Patients book and look up appointments."""
 
 import logging
-from contextlib import suppress
 from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Header, HTTPException, Path, Response, status
+from pymongo.errors import BulkWriteError
 
 from clinic.booking import CannotCancel, announce, cancel
-from clinic.database import DatabaseUnavailable
-from clinic.idempotency import KeyReused, claim_key, release_key
+from clinic.idempotency import KeyReused, claim_key
 from clinic.intake import booking_inserts
 from clinic.logs import current_booking_id
 from clinic.messages import BookingStatus
-from clinic.models import Booking, Doctor
+from clinic.models import Booking, Doctor, new_booking_id
 from clinic.outbox import hand_over
 from clinic.privacy import mask_email
 from clinic.routes.errors import NOT_FOUND, TOO_LARGE, UNAVAILABLE, invalid
@@ -21,6 +20,8 @@ from clinic.schemas import BookingOut, BookingRequest, ErrorOut
 log = logging.getLogger("clinic.api")
 
 router = APIRouter(tags=["bookings"])
+DUPLICATE_KEY = 11000
+"""MongoDB's error code for an ``_id`` that is taken."""
 BookingId = Annotated[
     str,
     Path(
@@ -80,23 +81,25 @@ async def book(
         Doctor.active == True,  # noqa: E712
     ):
         raise invalid(["body", "doctorId"], "No active doctor has this id.")
+    booking_id = new_booking_id()
+    if idempotency_key:
+        booking_id = await _claimed_booking_id(idempotency_key, request, booking_id)
     booking = Booking(
+        id=booking_id,
         patient_name=request.patient_name,
         patient_email=str(request.patient_email),
         date=request.date,
         doctor_id=request.doctor_id,
     )
-    if idempotency_key and (earlier := await _earlier_booking(idempotency_key, request, booking)):
+    try:
+        await booking_inserts.insert(booking)
+    except BulkWriteError as exc:
+        # A retried key whose first attempt was stored after all: the same booking.
+        if not _is_duplicate(exc) or (earlier := await Booking.get(booking_id)) is None:
+            raise
         response.status_code = status.HTTP_200_OK
         response.headers["Location"] = f"/booking/{earlier.id}"
         return BookingOut.of(earlier)
-    try:
-        await booking_inserts.insert(booking)
-    except DatabaseUnavailable:
-        if idempotency_key:
-            with suppress(DatabaseUnavailable):
-                await release_key(idempotency_key, booking.id)
-        raise
     current_booking_id.set(booking.id)
     log.info("booking accepted for %s", mask_email(booking.patient_email))
     background.add_task(hand_over, booking.id)
@@ -104,23 +107,23 @@ async def book(
     return BookingOut.of(booking)
 
 
-async def _earlier_booking(key: str, request: BookingRequest, booking: Booking) -> Booking | None:
-    """The booking an earlier request with ``key`` made; None when this request is the first."""
+async def _claimed_booking_id(key: str, request: BookingRequest, booking_id: str) -> str:
+    """The id to store this request's booking under: the one the key was first claimed for.
+
+    A retry of a request whose answer was lost (a timeout, a 503) reuses that id,
+    so however the first attempt ended, at most one booking exists for the key.
+    """
     try:
-        earlier_id = await claim_key(key, request, booking.id)
+        earlier_id = await claim_key(key, request, booking_id)
     except KeyReused as exc:
         raise HTTPException(
             status.HTTP_409_CONFLICT, "This Idempotency-Key was used with another request."
         ) from exc
-    if earlier_id is None:
-        return None
-    earlier = await Booking.get(earlier_id)
-    if earlier is None:
-        raise HTTPException(
-            status.HTTP_409_CONFLICT,
-            "A request with this Idempotency-Key is still being processed; retry shortly.",
-        )
-    return earlier
+    return earlier_id or booking_id
+
+
+def _is_duplicate(exc: BulkWriteError) -> bool:
+    return any(error.get("code") == DUPLICATE_KEY for error in exc.details.get("writeErrors", []))
 
 
 @router.post(
