@@ -14,9 +14,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 from pymongo import MongoClient
-from tests.processes import Service, compose_commands
+from tests.processes import Service, compose_commands, wait_until_up
 
 from clinic.embedded_db import EmbeddedDatabase, free_port
 
@@ -91,13 +90,7 @@ class Clinic:
         return service
 
     def wait_until_ready(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.base_url}/ready", timeout=2).status_code == 200:
-                    return
-            time.sleep(0.1)
-        raise RuntimeError(f"the API was not ready within {timeout:.0f} s")
+        wait_until_up(self.base_url, timeout)
 
     def wait_for_workers(self, timeout: float = 60) -> None:
         """Wait until every worker logged that it started."""

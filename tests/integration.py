@@ -2,13 +2,14 @@
 
 import asyncio
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import aio_pika
 
 from clinic.messages import BookingStatus
 from clinic.models import Booking, utcnow
+from clinic.settings import settings
 from clinic.topology import PARKED
 
 
@@ -24,6 +25,13 @@ async def wait_for(predicate: Any, within: float = 20.0) -> Any:
             return result
         await asyncio.sleep(0.05)
     raise AssertionError(f"not reached within {within}s")
+
+
+def next_monday() -> datetime:
+    """Midnight, in the clinic's timezone, of a Monday at least a week ahead."""
+    day = (utcnow() + timedelta(days=7)).date()
+    day += timedelta(days=-day.weekday() % 7)
+    return datetime.combine(day, datetime.min.time(), settings.zone)
 
 
 async def stored_booking(days: int = 10, *, request_published: bool = False) -> Booking:

@@ -21,7 +21,7 @@ import httpx
 from clinic.embedded_db import free_port
 from clinic.messages import BookingStatus
 from clinic.models import Booking, utcnow
-from tests.processes import BIN, ROOT, Service
+from tests.processes import BIN, ROOT, Service, wait_until_up
 
 BOOKING_WORKER = "faststream run tests.faulty_booking_worker:app"
 NOTIFICATION_WORKER = "faststream run tests.faulty_notification_worker:app"
@@ -72,16 +72,7 @@ class Stack:
             service.terminate(timeout=10)
 
     async def wait_until_ready(self, within: float = 40.0) -> None:
-        deadline = time.monotonic() + within
-        async with httpx.AsyncClient(base_url=self.base_url) as client:
-            while time.monotonic() < deadline:
-                try:
-                    if (await client.get("/ready", timeout=2)).status_code == 200:
-                        return
-                except httpx.HTTPError:
-                    pass
-                await asyncio.sleep(0.2)
-        raise AssertionError(f"the API was not ready within {within}s")
+        await asyncio.to_thread(wait_until_up, self.base_url, within)
 
     def next_date(self) -> str:
         """A future appointment time no other booking of this stack has."""

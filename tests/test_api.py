@@ -59,11 +59,19 @@ BAD_BODIES: list[tuple[str, Any, str]] = [
     ("number as name", VALID | {"patientName": 42}, "patientName"),
     ("control characters", VALID | {"patientName": "Juan\x00Pérez"}, "patientName"),
     ("unknown operator field", VALID | {"$where": "sleep(1000)"}, "$where"),
+    ("name of 10,000 characters", VALID | {"patientName": "J" * 10_000}, "patientName"),
+    ("date in year 9999", VALID | {"date": "9999-12-31T23:59:00Z"}, "date"),
+    ("number as date", VALID | {"date": 1_900_000_000}, "date"),
+    ("operator string as name", VALID | {"patientName": "$where"}, "patientName"),
+    ("operator string as email", VALID | {"patientEmail": "$where@example.com"}, "patientEmail"),
+    ("operator as doctor", VALID | {"doctorId": {"$ne": None}}, "doctorId"),
+    ("operator string as doctor", VALID | {"doctorId": "$where"}, "doctorId"),
+    ("list as body", [VALID], "body"),
 ]
 
 
 @pytest.mark.parametrize(("case", "body", "field"), BAD_BODIES, ids=[c for c, _, _ in BAD_BODIES])
-async def test_bad_input_is_422_per_field_and_leaves_nothing(
+async def test_bad_or_hostile_input_is_422_per_field_and_leaves_nothing(
     client: AsyncClient, case: str, body: Any, field: str
 ) -> None:
     response = await client.post("/book", json=body)
@@ -124,33 +132,6 @@ async def test_ready_is_503_when_the_database_does_not_answer(client: AsyncClien
         await dead.close()
     assert response.status_code == 503
     assert response.json()["database"] == "down"
-
-
-MORE_BAD_BODIES: list[tuple[str, Any, str]] = [
-    ("name of 10,000 characters", VALID | {"patientName": "J" * 10_000}, "patientName"),
-    ("date in year 9999", VALID | {"date": "9999-12-31T23:59:00Z"}, "date"),
-    ("number as date", VALID | {"date": 1_900_000_000}, "date"),
-    ("operator string as name", VALID | {"patientName": "$where"}, "patientName"),
-    ("operator string as email", VALID | {"patientEmail": "$where@example.com"}, "patientEmail"),
-    ("operator as doctor", VALID | {"doctorId": {"$ne": None}}, "doctorId"),
-    ("operator string as doctor", VALID | {"doctorId": "$where"}, "doctorId"),
-    ("list as body", [VALID], "body"),
-]
-
-
-@pytest.mark.parametrize(
-    ("case", "body", "field"), MORE_BAD_BODIES, ids=[c for c, _, _ in MORE_BAD_BODIES]
-)
-async def test_hostile_input_is_422_and_leaves_nothing(
-    client: AsyncClient, case: str, body: Any, field: str
-) -> None:
-    response = await client.post("/book", json=body)
-
-    assert response.status_code == 422, case
-    errors = response.json()["detail"]
-    assert any(err["loc"][-1] == field and err["msg"] for err in errors), errors
-    assert await Booking.find_all().count() == 0
-    booking_request_publisher.mock.assert_not_called()
 
 
 @pytest.mark.parametrize("name", ["Juan Pérez", "José Ñúñez", "Zoë O'Brien-Łukasz", "王小明"])

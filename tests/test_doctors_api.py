@@ -1,16 +1,16 @@
 """Doctors over HTTP: patients list them and their free slots, staff manage them."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC
 from pathlib import Path
 
 import pytest
 from httpx import AsyncClient
 
 from clinic.doctors import read_seed, seed_doctors
-from clinic.models import Booking, Doctor, SlotClaim, utcnow
-from clinic.settings import settings
+from clinic.models import Booking, Doctor, SlotClaim
 from clinic.topology import booking_request_publisher
 from tests.conftest import STAFF
+from tests.integration import next_monday
 
 pytestmark = pytest.mark.usefixtures("clean_db")
 
@@ -22,12 +22,6 @@ NEW_DOCTOR = {
     "workingHours": {"mon": [["09:00", "11:00"]]},
     "slotMinutes": 30,
 }
-
-
-def next_monday() -> datetime:
-    day = (utcnow() + timedelta(days=7)).date()
-    day += timedelta(days=-day.weekday() % 7)
-    return datetime.combine(day, datetime.min.time(), settings.zone)
 
 
 async def test_the_example_seed_file_is_valid_and_seeding_keeps_staff_changes() -> None:

@@ -10,7 +10,7 @@ from clinic.emails import compose_email
 from clinic.messages import BookingStatus, BookingStatusChanged, RejectionCode
 from clinic.models import Booking, Doctor, SlotClaim, utcnow
 from clinic.scheduling import day_slots, local_time, slot_problem
-from clinic.settings import settings
+from tests.integration import next_monday
 
 pytestmark = pytest.mark.usefixtures("clean_db")
 
@@ -117,10 +117,7 @@ async def booking_at(when: datetime, doctor_id: str | None = None) -> Booking:
 
 def next_monday_at(hour: int) -> datetime:
     """A Monday at least a week ahead, at ``hour`` o'clock in Madrid (as UTC)."""
-    day = (utcnow() + timedelta(days=7)).date()
-    day += timedelta(days=-day.weekday() % 7)
-    local = datetime.combine(day, datetime.min.time()).replace(hour=hour, tzinfo=settings.zone)
-    return local.astimezone(UTC)
+    return next_monday().replace(hour=hour).astimezone(UTC)
 
 
 async def test_the_worker_rejects_what_the_doctor_cannot_take() -> None:

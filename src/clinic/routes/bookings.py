@@ -1,7 +1,7 @@
 """Patients book and look up appointments."""
 
 import logging
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Header, HTTPException, Path, Response, status
 from pymongo.errors import BulkWriteError
@@ -126,15 +126,18 @@ def _is_duplicate(exc: BulkWriteError) -> bool:
     return any(error.get("code") == DUPLICATE_KEY for error in exc.details.get("writeErrors", []))
 
 
+CANCEL_ANSWERS: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorOut, "description": NOT_FOUND},
+    409: {"model": ErrorOut, "description": "A rejected booking cannot be cancelled."},
+    **UNAVAILABLE,
+}
+
+
 @router.post(
     "/booking/{booking_id}/cancel",
     response_model=BookingOut,
     response_model_exclude_none=True,
-    responses={
-        404: {"model": ErrorOut, "description": NOT_FOUND},
-        409: {"model": ErrorOut, "description": "A rejected booking cannot be cancelled."},
-        **UNAVAILABLE,
-    },
+    responses=CANCEL_ANSWERS,
     summary="Cancel a booking",
 )
 async def cancel_booking(booking_id: BookingId, background: BackgroundTasks) -> BookingOut:
@@ -162,11 +165,7 @@ router.add_api_route(
     methods=["DELETE"],
     response_model=BookingOut,
     response_model_exclude_none=True,
-    responses={
-        404: {"model": ErrorOut, "description": NOT_FOUND},
-        409: {"model": ErrorOut, "description": "A rejected booking cannot be cancelled."},
-        **UNAVAILABLE,
-    },
+    responses=CANCEL_ANSWERS,
     summary="Cancel a booking (same as POST /booking/{id}/cancel)",
     operation_id="delete_booking",
 )
