@@ -108,7 +108,8 @@ def zero_rows(workdir: Path, mongo_url: str, runs: int) -> list[tuple[str, str, 
             result = run_pipeline(clinic, workers=1, count=2000, concurrency=64)
         results.append(result)
         print(
-            f"zero delay run {number}: {result.per_second:.0f} bookings/s, "
+            f"zero delay run {number}: {result.per_second:.0f} bookings/s "
+            f"(all posted after {result.posting_seconds:.1f} s), "
             f"p50 {result.p50_ms:.0f} ms, p99 {result.p99_ms:.0f} ms; "
             f"RSS at rest {fmt(result.rss_at_rest)}, after {fmt(result.rss_after)}",
             flush=True,
@@ -131,12 +132,14 @@ def zero_rows(workdir: Path, mongo_url: str, runs: int) -> list[tuple[str, str, 
     ]
 
 
-def print_listing(rows: list[tuple[str, float, int, str]]) -> None:
+def print_listing(rows: list[tuple[str, float, int, str, float, float]]) -> None:
     first = rows[0][1]
     title = f"GET /bookings, {listing.BOOKINGS:,} bookings"
-    print(f"\n{title:<28} {'median ms':>9} {'x first':>7} {'count':>7}  index")
-    for name, ms, count, index in rows:
-        print(f"{name:<28} {ms:>9.1f} {ms / first:>7.2f} {count:>7}  {index}")
+    print(f"\n{title:<28} {'median ms':>9} {'x first':>7} {'count':>7}  {'count ms':>8}", end="")
+    print(f" {'page ms':>7}  index")
+    for name, ms, count, index, count_ms, page_ms in rows:
+        print(f"{name:<28} {ms:>9.1f} {ms / first:>7.2f} {count:>7}  {count_ms:>8.1f}", end="")
+        print(f" {page_ms:>7.1f}  {index}")
     sys.stdout.flush()
 
 

@@ -110,8 +110,8 @@ def timed(client: httpx.Client, params: dict[str, str]) -> tuple[float, int]:
     return statistics.median(times), count
 
 
-async def plans(clinic: Clinic) -> dict[str, str]:
-    """The index each query's winning plan scans."""
+async def plans(clinic: Clinic) -> dict[str, tuple[str, float, float]]:
+    """The index each query's winning plan scans, and the median ms of its count and its page."""
     found = {}
     async with AsyncMongoClient[dict[str, Any]](clinic.mongo_url, tz_aware=True) as client:
         await init_beanie(database=client[clinic.db_name], document_models=DOCUMENT_MODELS)
@@ -128,12 +128,29 @@ async def plans(clinic: Clinic) -> dict[str, str]:
             while stage:
                 scans.append(stage.get("indexName") or stage["stage"])
                 stage = stage.get("inputStage")
-            found[name] = scans[-1]
+            found[name] = (scans[-1], *await _count_and_page_ms(where))
     return found
 
 
-def run(clinic: Clinic) -> list[tuple[str, float, int, str]]:
-    """Load 200,000 bookings and time each query; rows of (query, ms, count, index)."""
+async def _count_and_page_ms(where: BookingFilter) -> tuple[float, float]:
+    """The two halves of a listing, timed apart (median of 5): the exact count, the page."""
+    collection = Booking.get_pymongo_collection()
+    counts, pages = [], []
+    for _ in range(5):
+        started = time.perf_counter()
+        await collection.count_documents(where.query(), hint=where.index())
+        counted = time.perf_counter()
+        await page_cursor(where, None, 50).to_list()
+        counts.append((counted - started) * 1000)
+        pages.append((time.perf_counter() - counted) * 1000)
+    return statistics.median(counts), statistics.median(pages)
+
+
+def run(clinic: Clinic) -> list[tuple[str, float, int, str, float, float]]:
+    """Load the bookings and time each query.
+
+    Rows of (query, ms, count, index, count ms, page ms); the deep page's split is not timed.
+    """
     print(f"listing: inserted {BOOKINGS} bookings in {asyncio.run(load(clinic)):.1f} s", flush=True)
     clinic.start("api")
     clinic.wait_until_ready()
@@ -143,9 +160,8 @@ def run(clinic: Clinic) -> list[tuple[str, float, int, str]]:
     with httpx.Client(base_url=clinic.base_url, timeout=60) as client:
         for name, params in QUERIES.items():
             ms, count = timed(client, params)
-            rows.append((name, ms, count, indexes[name]))
+            rows.append((name, ms, count, *indexes[name]))
         ms, count = timed(client, {"cursor": cursor})
-        rows.insert(
-            1, (f"deep page ({BOOKINGS * 3 // 4:,} down)", ms, count, indexes["first page"])
-        )
+        deep = f"deep page ({BOOKINGS * 3 // 4:,} down)"
+        rows.insert(1, (deep, ms, count, indexes["first page"][0], float("nan"), float("nan")))
     return rows

@@ -157,6 +157,29 @@ async def test_without_a_doctor_the_booking_goes_to_a_free_one() -> None:
     assert decided[2].reason_code is RejectionCode.SLOT_TAKEN
 
 
+async def test_a_redelivered_booking_keeps_the_slot_it_holds_and_never_takes_two() -> None:
+    await Doctor.find_all().delete()  # only this test's doctors
+    await garcia().insert()
+    await garcia(id="dra-martin", name="Dra. Martín").insert()
+    when = next_monday_at(10)
+    booking = await booking_at(when)
+    # The first delivery took Dra. Martín's slot (Dra. García's was taken then), and
+    # the worker died before storing the decision.
+    await SlotClaim(
+        id=f"dra-martin|{when.isoformat()}",
+        doctor_id="dra-martin",
+        start=when,
+        booking_id=booking.id,
+    ).insert()
+
+    decided = await decide(booking)
+
+    assert decided.status is BookingStatus.CONFIRMED
+    assert decided.doctor_id == "dra-martin"
+    assert decided.doctor_name == "Dra. Martín"
+    assert [claim.doctor_id for claim in await SlotClaim.find_all().to_list()] == ["dra-martin"]
+
+
 async def test_racing_bookings_for_one_slot_confirm_exactly_one() -> None:
     await garcia().insert()
     when = next_monday_at(11)

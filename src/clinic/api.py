@@ -18,7 +18,6 @@ from clinic.body_limit import BodySizeLimit
 from clinic.database import DatabaseUnavailable, connect_database
 from clinic.doctors import seed_doctors
 from clinic.logs import configure_logging
-from clinic.outbox import published_marks
 from clinic.routes import booking_list, bookings, doctors, health
 from clinic.settings import settings
 from clinic.topology import broker, declare_topology
@@ -40,7 +39,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        await published_marks.flush()
         await broker.stop()
         await app.state.mongo.close()
 

@@ -1,14 +1,15 @@
 """The clinic's booking decisions: confirm or reject, exactly once."""
 
 import logging
-from datetime import datetime
+from collections import defaultdict
 
-from pymongo import ReturnDocument
-from pymongo.errors import DuplicateKeyError
+from beanie.operators import In
 
+from clinic.batching import Batched
 from clinic.messages import BookingStatus, BookingStatusChanged, RejectionCode
-from clinic.models import Booking, Doctor, SlotClaim, outbox_deadline, utcnow
+from clinic.models import Booking, Doctor, outbox_deadline, utcnow
 from clinic.scheduling import slot_problem
+from clinic.slots import claim_slot, release_slot_of
 from clinic.topology import status_publisher
 
 log = logging.getLogger("clinic.booking")
@@ -30,53 +31,44 @@ _PRECEDENCE = [
 ]
 
 
-def slot_key(doctor_id: str, start: datetime) -> str:
-    """The id of the slot a booking at ``start`` with ``doctor_id`` occupies."""
-    return f"{doctor_id}|{start.isoformat()}"
+async def _find_bookings(booking_ids: list[str]) -> list[Booking | BaseException | None]:
+    found = {b.id: b for b in await Booking.find(In(Booking.id, booking_ids)).to_list()}
+    return [found.get(booking_id) for booking_id in booking_ids]
 
 
-async def claim_slot(doctor_id: str, booking: Booking) -> bool:
-    """Hold the doctor's slot for ``booking``; False when another booking holds it.
-
-    The unique ``_id`` makes this atomic, so no two bookings can hold one slot,
-    however many workers race; a redelivery finds its own claim and keeps it.
-    """
-    key = slot_key(doctor_id, booking.date)
-    try:
-        await SlotClaim(
-            id=key, doctor_id=doctor_id, start=booking.date, booking_id=booking.id
-        ).insert()
-    except DuplicateKeyError:
-        holder = await SlotClaim.get(key)
-        return holder is not None and holder.booking_id == booking.id
-    return True
+find_booking: Batched[str, Booking | None] = Batched(_find_bookings)
+"""``await find_booking.run(id)``: the booking, read together with others asked for at once."""
 
 
-async def release_slot(booking: Booking) -> None:
-    """Give up whatever slot the booking holds."""
-    await SlotClaim.find(SlotClaim.booking_id == booking.id).delete()
+async def _doctors_for(wanted: list[str | None]) -> list[list[Doctor] | BaseException]:
+    # A clinic has tens of doctors: one read of them all answers every booking waiting.
+    doctors = await Doctor.find_all().sort("_id").to_list()
+    by_id = {doctor.id: doctor for doctor in doctors}
+    active = [doctor for doctor in doctors if doctor.active]
+    answers: list[list[Doctor] | BaseException] = []
+    for doctor_id in wanted:
+        if doctor_id is None:
+            answers.append(active)
+        else:
+            answers.append([by_id[doctor_id]] if doctor_id in by_id else [])
+    return answers
+
+
+_doctors: Batched[str | None, list[Doctor]] = Batched(_doctors_for)
 
 
 async def candidate_doctors(booking: Booking) -> list[Doctor]:
-    """Who could see this patient: the chosen doctor, else every doctor by id.
-
-    A redelivered booking that already holds a slot keeps that slot's doctor.
-    """
-    held = await SlotClaim.find_one(SlotClaim.booking_id == booking.id)
-    wanted = held.doctor_id if held else booking.doctor_id
-    if wanted:
-        doctor = await Doctor.get(wanted)
-        return [doctor] if doctor else []
-    return await Doctor.find(Doctor.active == True).sort("_id").to_list()  # noqa: E712
+    """Who could see this patient: the chosen doctor, else every active doctor by id."""
+    return await _doctors.run(booking.doctor_id)
 
 
 async def transition(
     booking_id: str,
     status: BookingStatus,
     code: RejectionCode | None = None,
-    doctor_id: str | None = None,
-) -> Booking | None:
-    """Move a pending booking to ``status``; None if it was no longer pending.
+    doctor: Doctor | None = None,
+) -> dict[str, object] | None:
+    """Move a pending booking to ``status``: the fields it changed, or None if it was not pending.
 
     The filter on ``status: pending`` makes the change happen at most once, even
     when two workers handle the same message.
@@ -89,17 +81,17 @@ async def transition(
         "request_published": True,  # a worker has it, so it certainly was published
         "announce_after": outbox_deadline(),
     }
-    if doctor_id:
-        changes["doctor_id"] = doctor_id
-    raw = await Booking.get_pymongo_collection().find_one_and_update(
-        {"_id": booking_id, "status": BookingStatus.PENDING},
-        {"$set": changes},
-        return_document=ReturnDocument.AFTER,
+    if doctor:
+        changes |= {"doctor_id": doctor.id, "doctor_name": doctor.name}
+    # update_one, not find_one_and_update: the caller knows the booking already, and
+    # findAndModify cost about 15 times as much on the database (see the README).
+    result = await Booking.get_pymongo_collection().update_one(
+        {"_id": booking_id, "status": BookingStatus.PENDING}, {"$set": changes}
     )
-    return None if raw is None else Booking.model_validate(raw)
+    return changes if result.modified_count else None
 
 
-async def _place(booking: Booking) -> tuple[str | None, RejectionCode | None]:
+async def _place(booking: Booking) -> tuple[Doctor | None, RejectionCode | None]:
     """The doctor whose slot the booking now holds, or why none could take it."""
     if booking.date <= utcnow():
         return None, RejectionCode.DATE_IN_PAST
@@ -107,10 +99,12 @@ async def _place(booking: Booking) -> tuple[str | None, RejectionCode | None]:
     for doctor in await candidate_doctors(booking):
         if problem := slot_problem(doctor, booking.date):
             problems.add(problem)
-        elif await claim_slot(doctor.id, booking):
-            return doctor.id, None
-        else:
+        elif (held := await claim_slot(doctor.id, booking)) is None:
             problems.add(RejectionCode.SLOT_TAKEN)
+        elif held.doctor_id == doctor.id:
+            return doctor, None
+        elif (earlier := await Doctor.get(held.doctor_id)) is not None:
+            return earlier, None  # a redelivery keeps the slot it already holds
     if not problems:  # no such doctor, or no doctors at all
         unknown = booking.doctor_id is not None
         return (
@@ -122,33 +116,41 @@ async def _place(booking: Booking) -> tuple[str | None, RejectionCode | None]:
 
 async def decide(booking: Booking) -> Booking:
     """Confirm ``booking`` in a free slot of its doctor (or of any doctor), else reject it."""
-    doctor_id, code = await _place(booking)
+    doctor, code = await _place(booking)
     outcome = BookingStatus.REJECTED if code else BookingStatus.CONFIRMED
-    decided = await transition(booking.id, outcome, code, doctor_id)
-    if decided is not None:
+    changes = await transition(booking.id, outcome, code, doctor)
+    if changes is not None:
         log.info("booking %s %s", booking.id, outcome.value, extra={"booking_id": booking.id})
+        if code is not None and code is not RejectionCode.DATE_IN_PAST:
+            # A redelivery may hold a slot its doctor can no longer give (deactivated).
+            await release_slot_of(booking.id)
+        decided: Booking = booking.model_copy(update=changes)
         return decided
     # Someone else decided first (a duplicate delivery, a cancellation): keep that.
     current = await Booking.get(booking.id)
     if current is None:
         raise LookupError(f"booking {booking.id} vanished")
-    if doctor_id and current.status is not BookingStatus.CONFIRMED:
-        await release_slot(booking)
+    if doctor and current.status is not BookingStatus.CONFIRMED:
+        await release_slot_of(booking.id)
     return current
 
 
 async def give_up(booking_id: str) -> None:
     """After the last retry: reject the booking as "processing failed" and tell the patient."""
-    rejected = await transition(booking_id, BookingStatus.REJECTED, RejectionCode.PROCESSING_FAILED)
-    if rejected is not None:
-        await announce(rejected)
+    if await transition(booking_id, BookingStatus.REJECTED, RejectionCode.PROCESSING_FAILED):
+        rejected = await Booking.get(booking_id)
+        if rejected is not None:
+            await announce(rejected)
 
 
 async def announce(booking: Booking) -> None:
     """Publish the booking's status change once, and record that it went out."""
     if booking.notified_status is booking.status:
         return
-    doctor = await Doctor.get(booking.doctor_id) if booking.doctor_id else None
+    doctor_name = booking.doctor_name
+    if booking.doctor_id and doctor_name is None:  # stored before bookings kept the name
+        doctor = await Doctor.get(booking.doctor_id)
+        doctor_name = doctor.name if doctor else None
     event = BookingStatusChanged(
         booking_id=booking.id,
         status=booking.status,
@@ -156,7 +158,7 @@ async def announce(booking: Booking) -> None:
         patient_email=booking.patient_email,
         date=booking.date,
         doctor_id=booking.doctor_id,
-        doctor_name=doctor.name if doctor else None,
+        doctor_name=doctor_name,
         reason=booking.reason,
         reason_code=booking.reason_code,
         occurred_at=booking.updated_at,
@@ -166,10 +168,23 @@ async def announce(booking: Booking) -> None:
     await status_publisher.publish(
         event, correlation_id=booking.id, message_id=f"{booking.id}:{booking.status.value}"
     )
-    await Booking.get_pymongo_collection().update_one(
-        {"_id": booking.id, "status": booking.status},
-        {"$set": {"notified_status": booking.status, "announce_after": None}},
-    )
+    await _announced_marks.run((booking.id, booking.status))
+
+
+async def _mark_announced(announced: list[tuple[str, BookingStatus]]) -> list[BaseException | None]:
+    by_status: dict[BookingStatus, list[str]] = defaultdict(list)
+    for booking_id, status in announced:
+        by_status[status].append(booking_id)
+    for status, booking_ids in by_status.items():
+        # Only while the status is still the one announced: a newer change stays due.
+        await Booking.get_pymongo_collection().update_many(
+            {"_id": {"$in": booking_ids}, "status": status},
+            {"$set": {"notified_status": status, "announce_after": None}},
+        )
+    return [None] * len(announced)
+
+
+_announced_marks: Batched[tuple[str, BookingStatus], None] = Batched(_mark_announced)
 
 
 class CannotCancel(Exception):  # noqa: N818 - it names the situation, not an error kind
@@ -182,7 +197,7 @@ async def cancel(booking_id: str) -> Booking | None:
     Cancelling twice is harmless: the second call finds it cancelled. A pending
     booking's worker will find it cancelled and skip it.
     """
-    raw = await Booking.get_pymongo_collection().find_one_and_update(
+    result = await Booking.get_pymongo_collection().update_one(
         {"_id": booking_id, "status": {"$in": [BookingStatus.PENDING, BookingStatus.CONFIRMED]}},
         {
             "$set": {
@@ -193,14 +208,12 @@ async def cancel(booking_id: str) -> Booking | None:
                 "announce_after": outbox_deadline(),
             }
         },
-        return_document=ReturnDocument.AFTER,
     )
-    if raw is None:
-        current = await Booking.get(booking_id)
+    current = await Booking.get(booking_id)
+    if not result.modified_count:
         if current is not None and current.status is BookingStatus.REJECTED:
             raise CannotCancel(booking_id)
         return current
-    cancelled: Booking = Booking.model_validate(raw)
-    await release_slot(cancelled)
+    await release_slot_of(booking_id)
     log.info("booking %s cancelled", booking_id, extra={"booking_id": booking_id})
-    return cancelled
+    return current

@@ -12,13 +12,15 @@ import logging
 from datetime import timedelta
 
 from pymongo import ReturnDocument
-from pymongo.errors import DuplicateKeyError
 
+from clinic.batching import Batched, inserts_of
 from clinic.messages import BookingStatusChanged
 from clinic.models import EmailClaim, utcnow
 from clinic.settings import settings
 
 log = logging.getLogger("clinic.email_claims")
+
+_claim_inserts = inserts_of(EmailClaim)
 
 
 class SendInProgress(Exception):  # noqa: N818 - it names the situation, not an error kind
@@ -37,11 +39,8 @@ async def claim_email(event: BookingStatusChanged) -> EmailClaim | None:
     timeout; after that the claim is stale and taken over here.
     """
     claim = EmailClaim(id=claim_id(event), booking_id=event.booking_id, status=event.status)
-    try:
-        await claim.insert()
+    if await _claim_inserts.run(claim):
         return claim
-    except DuplicateKeyError:
-        pass
     now = utcnow()
     stale = now - timedelta(seconds=settings.email_send_timeout)
     raw = await EmailClaim.get_pymongo_collection().find_one_and_update(
@@ -63,9 +62,17 @@ async def claim_email(event: BookingStatusChanged) -> EmailClaim | None:
 
 async def mark_sent(claim: EmailClaim) -> None:
     """Record that the claimed email left, so no later delivery sends it again."""
-    await EmailClaim.get_pymongo_collection().update_one(
-        {"_id": claim.id}, {"$set": {"sent": True, "sent_at": utcnow()}}
+    await _sent_marks.run(claim.id)
+
+
+async def _mark_all_sent(claim_ids: list[str]) -> list[BaseException | None]:
+    await EmailClaim.get_pymongo_collection().update_many(
+        {"_id": {"$in": claim_ids}}, {"$set": {"sent": True, "sent_at": utcnow()}}
     )
+    return [None] * len(claim_ids)
+
+
+_sent_marks: Batched[str, None] = Batched(_mark_all_sent)
 
 
 async def release(claim: EmailClaim) -> None:

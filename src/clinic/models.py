@@ -103,12 +103,15 @@ class Booking(Document):
     patient_email: str
     date: datetime
     doctor_id: str | None = None
+    # The doctor's name when the booking was placed, for the patient's emails.
+    doctor_name: str | None = None
     status: BookingStatus = BookingStatus.PENDING
     reason: str | None = None
     reason_code: RejectionCode | None = None
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
-    # Outbox: whether the broker confirmed the request, and when the relay may
+    # Outbox: whether the request is known to be published (the API's confirmed
+    # publishes are recorded as PublishedRequest instead), and when the relay may
     # publish it if not; and which status the patient's notification was
     # published for. A crash between two steps leaves a gap that can be found.
     request_published: bool = False
@@ -150,6 +153,29 @@ class Booking(Document):
         ]
 
 
+PUBLISHED_MARK_TTL = 7 * 24 * 3600
+"""Seconds a published mark is kept: a booking still pending after that is republished once."""
+
+
+class PublishedRequest(Document):
+    """A booking request the broker confirmed: the outbox relay need not publish it.
+
+    Kept apart from the booking on purpose: rewriting a booking rewrites all its
+    index entries, which cost the database twice what inserting this mark does.
+    """
+
+    id: str  # type: ignore[assignment]  # the booking's id
+    published_at: datetime = Field(default_factory=utcnow)
+
+    class Settings:
+        name = "published_requests"
+        indexes: ClassVar[list[IndexModel]] = [
+            IndexModel(
+                [("published_at", ASCENDING)], name="expiry", expireAfterSeconds=PUBLISHED_MARK_TTL
+            ),
+        ]
+
+
 class SlotClaim(Document):
     """A doctor's appointment slot, held by one booking.
 
@@ -166,8 +192,8 @@ class SlotClaim(Document):
     class Settings:
         name = "slot_claims"
         indexes: ClassVar[list[IndexModel]] = [
-            # A redelivered booking finds the slot it already holds.
-            IndexModel([("booking_id", ASCENDING)], name="by_booking"),
+            # A booking holds at most one slot; a redelivery finds the one it holds.
+            IndexModel([("booking_id", ASCENDING)], name="one_slot_per_booking", unique=True),
             # Availability: a doctor's held slots in a day.
             IndexModel([("doctor_id", ASCENDING), ("start", ASCENDING)], name="by_doctor_time"),
         ]
@@ -208,4 +234,11 @@ class IdempotencyKey(Document):
         ]
 
 
-DOCUMENT_MODELS: list[type[Document]] = [Doctor, Booking, SlotClaim, EmailClaim, IdempotencyKey]
+DOCUMENT_MODELS: list[type[Document]] = [
+    Doctor,
+    Booking,
+    PublishedRequest,
+    SlotClaim,
+    EmailClaim,
+    IdempotencyKey,
+]

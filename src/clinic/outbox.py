@@ -2,10 +2,11 @@
 
 The API stores a booking first, with ``request_published: false`` and a
 ``publish_after`` deadline, answers 202, and then publishes its request. When
-that publish is confirmed by the broker, the flag is set. If the broker was
-down, or the API died in between, the flag stays unset, and the relay running
-in the booking workers publishes the request once the deadline has passed. A
-request published twice is harmless: deciding a booking is idempotent.
+that publish is confirmed by the broker, a ``PublishedRequest`` records it. If
+the broker was down, or the API died in between, there is no record, and the
+relay running in the booking workers publishes the request once the deadline
+has passed. A request published twice is harmless: deciding a booking is
+idempotent.
 
 Status changes work the same way: each sets ``announce_after``, announcing it
 clears it, and the relay announces whatever is still unannounced after the
@@ -17,12 +18,14 @@ import logging
 from contextlib import suppress
 from datetime import timedelta
 
+from beanie.operators import In
 from pymongo import ASCENDING, ReturnDocument
 
+from clinic.batching import inserts_of
 from clinic.booking import announce
 from clinic.database import DatabaseUnavailable
 from clinic.messages import BookAppointment
-from clinic.models import Booking, utcnow
+from clinic.models import Booking, PublishedRequest, utcnow
 from clinic.settings import settings
 from clinic.topology import booking_request_publisher
 
@@ -32,45 +35,8 @@ RELAY_BATCH = 500
 """Most requests one relay scan publishes, so a backlog never starves the shutdown."""
 
 
-MARK_DELAY = 0.02
-"""Seconds the API gathers confirmed publishes before recording them in one write."""
-
-
-class PublishedMarks:
-    """Records that the broker confirmed requests, many bookings in one database write.
-
-    A mark that is lost (the process dies first, the database is down) only
-    means the relay publishes that request once more, which is harmless.
-    """
-
-    def __init__(self) -> None:
-        self._pending: set[str] = set()
-        self._flusher: asyncio.Task[None] | None = None
-
-    def add(self, booking_id: str) -> None:
-        """Record, soon, that ``booking_id``'s request reached the broker."""
-        self._pending.add(booking_id)
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush_soon())
-
-    async def _flush_soon(self) -> None:
-        await asyncio.sleep(MARK_DELAY)  # the marks of concurrent requests join this write
-        await self.flush()
-
-    async def flush(self) -> None:
-        """Write every pending mark now."""
-        while self._pending:
-            batch, self._pending = list(self._pending), set()
-            try:
-                await Booking.get_pymongo_collection().update_many(
-                    {"_id": {"$in": batch}}, {"$set": {"request_published": True}}
-                )
-            except DatabaseUnavailable as exc:
-                log.warning("%d publish marks lost, the relay republishes: %r", len(batch), exc)
-                return
-
-
-published_marks = PublishedMarks()
+_published_marks = inserts_of(PublishedRequest)
+"""Records of confirmed publishes, written together when they come together."""
 
 
 async def _publish(booking_id: str) -> None:
@@ -92,7 +58,9 @@ async def hand_over(booking_id: str) -> None:
     """Publish a just-stored booking's request; on failure leave it to the relay."""
     try:
         await _publish(booking_id)
-        published_marks.add(booking_id)
+        # Lost if this fails or the process dies now: the relay then publishes it
+        # once more, which is harmless.
+        await _published_marks.run(PublishedRequest(id=booking_id))
     except Exception as exc:  # noqa: BLE001 - whatever failed, the relay retries it
         log.warning(
             "request not published yet, the outbox relay will: %r",
@@ -103,6 +71,28 @@ async def hand_over(booking_id: str) -> None:
             await Booking.get_pymongo_collection().update_one(
                 {"_id": booking_id}, {"$set": {"publish_error": repr(exc)[:500]}}
             )
+
+
+async def _settle_published() -> None:
+    """Take the overdue bookings whose publish the API recorded out of the relay's way."""
+    due = await (
+        Booking.get_pymongo_collection()
+        .find({"request_published": False, "publish_after": {"$lte": utcnow()}}, {"_id": True})
+        .sort("publish_after", ASCENDING)
+        .limit(RELAY_BATCH)
+        .to_list()
+    )
+    if not due:
+        return
+    marked = PublishedRequest.find(In(PublishedRequest.id, [raw["_id"] for raw in due]))
+    await _settle([mark.id for mark in await marked.to_list()])
+
+
+async def _settle(published: list[str]) -> None:
+    if published:
+        await Booking.get_pymongo_collection().update_many(
+            {"_id": {"$in": published}}, {"$set": {"request_published": True}}
+        )
 
 
 async def _take_due() -> str | None:
@@ -131,8 +121,12 @@ async def _take_unannounced() -> Booking | None:
 
 async def relay_once() -> int:
     """Publish overdue requests and announcements (up to a batch each); how many in all."""
+    await _settle_published()
     published = 0
     while published < RELAY_BATCH and (booking_id := await _take_due()) is not None:
+        if await PublishedRequest.get(booking_id) is not None:  # recorded since the settling
+            await _settle([booking_id])
+            continue
         await publish_request(booking_id)
         log.info("request published by the outbox relay", extra={"booking_id": booking_id})
         published += 1

@@ -8,11 +8,10 @@ from typing import Annotated
 from faststream import AckPolicy, Depends
 from faststream.rabbit import RabbitMessage
 
-from clinic.booking import announce, decide, give_up
+from clinic.booking import announce, decide, find_booking, give_up
 from clinic.confirmation import ClinicConfirmation, clinic_confirmation
 from clinic.handlers.runtime import worker_app
 from clinic.messages import BookAppointment, BookingStatus
-from clinic.models import Booking
 from clinic.retries import NeverSucceeds, is_last_attempt
 from clinic.topology import BOOKING_REQUESTS, broker, worker_channel
 
@@ -37,7 +36,7 @@ async def process_booking(
 ) -> None:
     """Decide one booking request, at most once, and announce the outcome."""
     try:
-        booking = await Booking.get(command.booking_id)
+        booking = await find_booking.run(command.booking_id)
         if booking is None:
             raise NeverSucceeds(f"unknown booking {command.booking_id}")
         if booking.status is BookingStatus.PENDING:

@@ -4,7 +4,6 @@ import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Header, HTTPException, Path, Response, status
-from pymongo.errors import BulkWriteError
 
 from clinic.booking import CannotCancel, announce, cancel
 from clinic.idempotency import KeyReused, claim_key
@@ -20,8 +19,6 @@ from clinic.schemas import BookingOut, BookingRequest, ErrorOut
 log = logging.getLogger("clinic.api")
 
 router = APIRouter(tags=["bookings"])
-DUPLICATE_KEY = 11000
-"""MongoDB's error code for an ``_id`` that is taken."""
 BookingId = Annotated[
     str,
     Path(
@@ -91,12 +88,11 @@ async def book(
         date=request.date,
         doctor_id=request.doctor_id,
     )
-    try:
-        await booking_inserts.insert(booking)
-    except BulkWriteError as exc:
+    if not await booking_inserts.run(booking):
         # A retried key whose first attempt was stored after all: the same booking.
-        if not _is_duplicate(exc) or (earlier := await Booking.get(booking_id)) is None:
-            raise
+        earlier = await Booking.get(booking_id)
+        if earlier is None:
+            raise LookupError(f"booking {booking_id} was stored, then vanished")
         response.status_code = status.HTTP_200_OK
         response.headers["Location"] = f"/booking/{earlier.id}"
         return BookingOut.of(earlier)
@@ -120,10 +116,6 @@ async def _claimed_booking_id(key: str, request: BookingRequest, booking_id: str
             status.HTTP_409_CONFLICT, "This Idempotency-Key was used with another request."
         ) from exc
     return earlier_id or booking_id
-
-
-def _is_duplicate(exc: BulkWriteError) -> bool:
-    return any(error.get("code") == DUPLICATE_KEY for error in exc.details.get("writeErrors", []))
 
 
 CANCEL_ANSWERS: dict[int | str, dict[str, Any]] = {
