@@ -10,12 +10,13 @@ The processes are the compose file's (API, booking and notification workers).
 """
 
 import asyncio
+import json
 import statistics
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
 
-import httpx
 from pymongo import MongoClient
 
 from bench.environment import Clinic
@@ -35,23 +36,48 @@ class Pipeline:
 
 
 async def post_all(base_url: str, count: int, concurrency: int) -> None:
-    """POST ``count`` bookings at distinct future minutes, ``concurrency`` at a time."""
+    """POST ``count`` bookings at distinct future minutes over ``concurrency`` connections.
+
+    A minimal HTTP/1.1 client with keep-alive: the load generator shares the two
+    cores with the clinic, and httpx cost 1.3 ms of CPU a booking, as much as the API.
+    """
     first = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(days=2)
-    limit = asyncio.Semaphore(concurrency)
-    async with httpx.AsyncClient(base_url=base_url, timeout=60) as client:
+    url = urlsplit(base_url)
+    numbers = iter(range(count))
 
-        async def post(n: int) -> None:
-            body = {
-                "patientName": f"Paciente {n}",
-                "patientEmail": f"p{n}@example.com",
-                "date": (first + timedelta(minutes=n)).isoformat(),
-            }
-            async with limit:
-                answer = await client.post("/book", json=body)
-            if answer.status_code != 202:
-                raise RuntimeError(f"POST /book answered {answer.status_code}: {answer.text}")
+    async def connection() -> None:
+        reader, writer = await asyncio.open_connection(url.hostname, url.port)
+        try:
+            for n in numbers:  # shared: each booking is posted once, by whichever is free
+                body = json.dumps(
+                    {
+                        "patientName": f"Paciente {n}",
+                        "patientEmail": f"p{n}@example.com",
+                        "date": (first + timedelta(minutes=n)).isoformat(),
+                    }
+                ).encode()
+                writer.write(
+                    b"POST /book HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
+                    b"Content-Length: %d\r\n\r\n%s" % (url.netloc.encode(), len(body), body)
+                )
+                status, answer = await _response(reader)
+                if status != 202:
+                    raise RuntimeError(f"POST /book answered {status}: {answer!r}")
+        finally:
+            writer.close()
 
-        await asyncio.gather(*(post(n) for n in range(count)))
+    await asyncio.gather(*(connection() for _ in range(concurrency)))
+
+
+async def _response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    """The status and body of one HTTP/1.1 response (the API always sends Content-Length)."""
+    status = int((await reader.readline()).split()[1])
+    length = 0
+    while (line := await reader.readline()) not in (b"\r\n", b""):
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    return status, await reader.readexactly(length)
 
 
 def wait_terminal(clinic: Clinic, count: int, timeout: float) -> list[dict[str, datetime]]:
@@ -66,7 +92,7 @@ def wait_terminal(clinic: Clinic, count: int, timeout: float) -> list[dict[str, 
         ):
             if time.monotonic() > deadline:
                 raise RuntimeError(f"not all {count} bookings were decided in {timeout:.0f} s")
-            time.sleep(0.25)
+            time.sleep(1)
         return list(bookings.find({}, {"created_at": 1, "updated_at": 1, "_id": 0}))
 
 

@@ -56,7 +56,7 @@ async def test_future_booking_is_confirmed_and_patient_emailed(outbox: Outbox) -
     current = await status_of(booking)
     assert current.status is BookingStatus.CONFIRMED
     assert current.reason is None
-    assert current.notified_status is BookingStatus.CONFIRMED
+    assert current.announce_after is None  # announced: nothing left for the outbox relay
     assert event["bookingId"] == booking.id
     assert event["status"] == "confirmed"
     [email] = outbox.sent

@@ -5,9 +5,11 @@ from datetime import timedelta
 import pytest
 from faststream.rabbit import TestRabbitBroker
 
+from clinic.booking import give_up
+from clinic.messages import BookingStatus
 from clinic.models import Booking, PublishedRequest, utcnow
 from clinic.outbox import relay_once
-from clinic.topology import booking_request_publisher, broker
+from clinic.topology import booking_request_publisher, broker, status_publisher
 
 pytestmark = pytest.mark.usefixtures("clean_db")
 
@@ -37,3 +39,26 @@ async def test_the_relay_publishes_only_requests_the_broker_never_confirmed() ->
     # Settled: the next scans do not even look at them.
     stored = await Booking.find_all().to_list()
     assert all(booking.request_published for booking in stored)
+
+
+async def test_a_decision_whose_announcement_kept_failing_is_announced_by_the_relay() -> None:
+    booking = await overdue_booking(0)
+    await Booking.get_pymongo_collection().update_one(
+        {"_id": booking.id}, {"$set": {"status": "confirmed", "request_published": True}}
+    )
+
+    # The last attempt: the decision was stored, but publishing it kept failing.
+    await give_up(booking.id)
+
+    kept = await Booking.get(booking.id)
+    assert kept is not None
+    assert kept.status is BookingStatus.CONFIRMED, "a stored decision was overturned"
+    assert kept.announce_after is not None
+    await Booking.get_pymongo_collection().update_one(
+        {"_id": booking.id}, {"$set": {"announce_after": utcnow() - timedelta(seconds=1)}}
+    )
+    async with TestRabbitBroker(broker):
+        assert await relay_once() == 1
+        assert await relay_once() == 0
+        [call] = status_publisher.mock.call_args_list
+        assert call.args[0]["status"] == "confirmed"

@@ -1,16 +1,15 @@
 """The clinic's booking decisions: confirm or reject, exactly once."""
 
 import logging
-from collections import defaultdict
 
 from beanie.operators import In
 
+from clinic.announcements import announce
 from clinic.batching import Batched
-from clinic.messages import BookingStatus, BookingStatusChanged, RejectionCode
+from clinic.messages import BookingStatus, RejectionCode
 from clinic.models import Booking, Doctor, outbox_deadline, utcnow
 from clinic.scheduling import slot_problem
 from clinic.slots import claim_slot, release_slot_of
-from clinic.topology import status_publisher
 
 log = logging.getLogger("clinic.booking")
 
@@ -67,11 +66,17 @@ async def transition(
     status: BookingStatus,
     code: RejectionCode | None = None,
     doctor: Doctor | None = None,
+    *,
+    relay_announces: bool = False,
 ) -> dict[str, object] | None:
     """Move a pending booking to ``status``: the fields it changed, or None if it was not pending.
 
     The filter on ``status: pending`` makes the change happen at most once, even
-    when two workers handle the same message.
+    when two workers handle the same message. The worker announces the change
+    before it acks the request, so until then the request message itself is the
+    outbox: a crash redelivers it and the change is announced then. Only with
+    ``relay_announces`` (no message will come back) is the outbox relay asked to
+    announce it if nobody has after a grace period.
     """
     changes: dict[str, object] = {
         "status": status,
@@ -79,8 +84,9 @@ async def transition(
         "reason_code": code,
         "updated_at": utcnow(),
         "request_published": True,  # a worker has it, so it certainly was published
-        "announce_after": outbox_deadline(),
     }
+    if relay_announces:
+        changes["announce_after"] = outbox_deadline()
     if doctor:
         changes |= {"doctor_id": doctor.id, "doctor_name": doctor.name}
     # update_one, not find_one_and_update: the caller knows the booking already, and
@@ -136,55 +142,21 @@ async def decide(booking: Booking) -> Booking:
 
 
 async def give_up(booking_id: str) -> None:
-    """After the last retry: reject the booking as "processing failed" and tell the patient."""
-    if await transition(booking_id, BookingStatus.REJECTED, RejectionCode.PROCESSING_FAILED):
+    """After the last retry: reject the booking as "processing failed" and tell the patient.
+
+    A booking decided already, whose announcement is what kept failing, is left to
+    the outbox relay: its request message is about to be parked.
+    """
+    failed = RejectionCode.PROCESSING_FAILED
+    if await transition(booking_id, BookingStatus.REJECTED, failed, relay_announces=True):
         rejected = await Booking.get(booking_id)
         if rejected is not None:
             await announce(rejected)
-
-
-async def announce(booking: Booking) -> None:
-    """Publish the booking's status change once, and record that it went out."""
-    if booking.notified_status is booking.status:
         return
-    doctor_name = booking.doctor_name
-    if booking.doctor_id and doctor_name is None:  # stored before bookings kept the name
-        doctor = await Doctor.get(booking.doctor_id)
-        doctor_name = doctor.name if doctor else None
-    event = BookingStatusChanged(
-        booking_id=booking.id,
-        status=booking.status,
-        patient_name=booking.patient_name,
-        patient_email=booking.patient_email,
-        date=booking.date,
-        doctor_id=booking.doctor_id,
-        doctor_name=doctor_name,
-        reason=booking.reason,
-        reason_code=booking.reason_code,
-        occurred_at=booking.updated_at,
+    await Booking.get_pymongo_collection().update_one(
+        {"_id": booking_id, "status": {"$ne": BookingStatus.PENDING}, "announce_after": None},
+        {"$set": {"announce_after": outbox_deadline()}},
     )
-    # The message id names the status change, so consumers can tell a republished
-    # event (after a crash before the record below) from a new one.
-    await status_publisher.publish(
-        event, correlation_id=booking.id, message_id=f"{booking.id}:{booking.status.value}"
-    )
-    await _announced_marks.run((booking.id, booking.status))
-
-
-async def _mark_announced(announced: list[tuple[str, BookingStatus]]) -> list[BaseException | None]:
-    by_status: dict[BookingStatus, list[str]] = defaultdict(list)
-    for booking_id, status in announced:
-        by_status[status].append(booking_id)
-    for status, booking_ids in by_status.items():
-        # Only while the status is still the one announced: a newer change stays due.
-        await Booking.get_pymongo_collection().update_many(
-            {"_id": {"$in": booking_ids}, "status": status},
-            {"$set": {"notified_status": status, "announce_after": None}},
-        )
-    return [None] * len(announced)
-
-
-_announced_marks: Batched[tuple[str, BookingStatus], None] = Batched(_mark_announced)
 
 
 class CannotCancel(Exception):  # noqa: N818 - it names the situation, not an error kind

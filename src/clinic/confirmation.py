@@ -27,6 +27,7 @@ class SimulatedConfirmation:
         await asyncio.sleep(random.uniform(settings.confirm_delay_min, settings.confirm_delay_max))
 
 
-def clinic_confirmation() -> ClinicConfirmation:
+async def clinic_confirmation() -> ClinicConfirmation:
     """The confirmation step the booking worker uses unless overridden."""
+    # async: a plain function would be run in a thread for every message.
     return SimulatedConfirmation()

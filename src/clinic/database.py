@@ -1,11 +1,15 @@
 """The MongoDB connection, shared by the API and the workers."""
 
+import logging
+
 from beanie import init_beanie
 from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 
-from clinic.models import DOCUMENT_MODELS
+from clinic.models import DOCUMENT_MODELS, OBSOLETE_INDEXES
 from clinic.settings import settings
+
+log = logging.getLogger("clinic.database")
 
 # The errors that mean "the database is not answering": the API turns them into 503,
 # the workers into a retry.
@@ -16,8 +20,9 @@ async def connect_database(*, create_indexes: bool = True) -> AsyncMongoClient[d
     """Connect to MongoDB and register the clinic's documents.
 
     The API creates the indexes at startup. The workers do not: a restarted worker
-    must not wait for index builds on a busy database, and none of their guarantees
-    rests on a secondary index (every uniqueness they rely on is the ``_id``'s).
+    must not wait for index builds on a busy database. No double booking rests on
+    the ``_id`` alone; the API's unique ``one_slot_per_booking`` index adds that a
+    redelivered booking never holds a second slot.
     """
     timeout_ms = round(settings.mongo_timeout * 1000)
     client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(
@@ -26,13 +31,28 @@ async def connect_database(*, create_indexes: bool = True) -> AsyncMongoClient[d
         serverSelectionTimeoutMS=timeout_ms,
         connectTimeoutMS=timeout_ms,
         socketTimeoutMS=max(timeout_ms * 5, 10_000),
+        maxPoolSize=settings.mongo_pool_size,
+        waitQueueTimeoutMS=max(timeout_ms * 5, 10_000),
     )
     await init_beanie(
         database=client[settings.mongo_db],
         document_models=DOCUMENT_MODELS,
         skip_indexes=not create_indexes,
     )
+    if create_indexes:
+        await drop_obsolete_indexes(client)
     return client
+
+
+async def drop_obsolete_indexes(client: AsyncMongoClient[dict[str, object]]) -> None:
+    """Drop the indexes earlier versions created and nothing uses: each one slows every write."""
+    database = client[settings.mongo_db]
+    for collection, names in OBSOLETE_INDEXES.items():
+        existing = await database[collection].index_information()
+        for name in names:
+            if name in existing:
+                await database[collection].drop_index(name)
+                log.info("dropped the index %s.%s, which nothing uses any more", collection, name)
 
 
 async def database_is_up(client: AsyncMongoClient[dict[str, object]]) -> bool:

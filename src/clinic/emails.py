@@ -76,6 +76,7 @@ def compose_email(event: BookingStatusChanged) -> Email:
     )
 
 
-def default_email_sender() -> EmailSender:
+async def default_email_sender() -> EmailSender:
     """The sender the notification worker uses unless a test or deployment overrides it."""
+    # async: a plain function would be run in a thread for every message.
     return LogEmailSender()

@@ -95,6 +95,18 @@ class Doctor(Document, DoctorProfile):
         name = "doctors"
 
 
+RELAY_UNANNOUNCED: dict[str, object] = {"announce_after": {"$type": "date"}}
+"""Status changes the outbox relay is to announce if nobody has by ``announce_after``."""
+RELAY_UNPUBLISHED: dict[str, object] = {"request_published": False}
+"""Requests the outbox relay is to publish by ``publish_after`` unless recorded published."""
+
+OBSOLETE_INDEXES = {
+    "bookings": ["newest_first", "doctor_schedule", "unannounced", "outbox"],
+    "slot_claims": ["by_booking"],
+}
+"""Indexes earlier versions created: the API drops them, since every index slows every write."""
+
+
 class Booking(Document):
     """A patient's appointment request and where it stands."""
 
@@ -118,8 +130,9 @@ class Booking(Document):
     publish_after: datetime = Field(default_factory=outbox_deadline)
     publish_error: str | None = None
     notified_status: BookingStatus | None = None
-    # Set with each status change, cleared once it is announced: the outbox relay
-    # announces what is still unannounced after a grace period.
+    # Set with a status change no request message will announce (a cancellation,
+    # a decision whose announcement kept failing), cleared once it is announced:
+    # the outbox relay announces what is still unannounced after a grace period.
     announce_after: datetime | None = None
     # The listing order, newest first: creation time, then id to break ties. One
     # field, so a page boundary is a single range bound on an index.
@@ -141,20 +154,25 @@ class Booking(Document):
                 [("patient_email", ASCENDING), ("list_key", DESCENDING)], name="list_by_patient"
             ),
             IndexModel([("date", ASCENDING), ("list_key", DESCENDING)], name="list_by_date"),
-            # A doctor's bookings: in a day (availability), or listed.
-            IndexModel([("doctor_id", ASCENDING), ("date", ASCENDING)], name="doctor_schedule"),
+            # A doctor's bookings, listed. (Availability reads the day through list_by_date.)
             IndexModel([("doctor_id", ASCENDING), ("list_key", DESCENDING)], name="list_by_doctor"),
-            # The outbox relay: unannounced status changes.
-            IndexModel([("announce_after", ASCENDING)], name="unannounced"),
-            # The outbox relay: unpublished requests, oldest deadline first.
+            # The outbox relay. Partial: a booking is only in them while the relay may
+            # have work for it, and the database skips them on every other write.
             IndexModel(
-                [("request_published", ASCENDING), ("publish_after", ASCENDING)], name="outbox"
+                [("announce_after", ASCENDING)],
+                name="relay_unannounced",
+                partialFilterExpression=RELAY_UNANNOUNCED,
+            ),
+            IndexModel(
+                [("publish_after", ASCENDING)],
+                name="relay_unpublished",
+                partialFilterExpression=RELAY_UNPUBLISHED,
             ),
         ]
 
 
-PUBLISHED_MARK_TTL = 7 * 24 * 3600
-"""Seconds a published mark is kept: a booking still pending after that is republished once."""
+MARK_TTL = 7 * 24 * 3600
+"""Seconds a record of a publish is kept: a duplicate arriving later is published once more."""
 
 
 class PublishedRequest(Document):
@@ -170,9 +188,24 @@ class PublishedRequest(Document):
     class Settings:
         name = "published_requests"
         indexes: ClassVar[list[IndexModel]] = [
-            IndexModel(
-                [("published_at", ASCENDING)], name="expiry", expireAfterSeconds=PUBLISHED_MARK_TTL
-            ),
+            IndexModel([("published_at", ASCENDING)], name="expiry", expireAfterSeconds=MARK_TTL),
+        ]
+
+
+class AnnouncedChange(Document):
+    """A booking status change that was published: a redelivered request does not repeat it.
+
+    Its id is ``<booking id>:<status>``, the event's message id. Kept apart from
+    the booking for the same reason as ``PublishedRequest``.
+    """
+
+    id: str  # type: ignore[assignment]
+    announced_at: datetime = Field(default_factory=utcnow)
+
+    class Settings:
+        name = "announced_changes"
+        indexes: ClassVar[list[IndexModel]] = [
+            IndexModel([("announced_at", ASCENDING)], name="expiry", expireAfterSeconds=MARK_TTL),
         ]
 
 
@@ -238,6 +271,7 @@ DOCUMENT_MODELS: list[type[Document]] = [
     Doctor,
     Booking,
     PublishedRequest,
+    AnnouncedChange,
     SlotClaim,
     EmailClaim,
     IdempotencyKey,

@@ -8,9 +8,12 @@ relay running in the booking workers publishes the request once the deadline
 has passed. A request published twice is harmless: deciding a booking is
 idempotent.
 
-Status changes work the same way: each sets ``announce_after``, announcing it
-clears it, and the relay announces whatever is still unannounced after the
-grace period (a cancellation whose publish failed, say).
+Status changes that no message will bring back (a cancellation, a decision
+whose announcement still failed when its request was parked) work the same
+way: each sets ``announce_after``, announcing it clears it, and the relay
+announces whatever is still unannounced after the grace period. A worker's
+own decisions need none of this: the request is acked only after the
+announcement, so a crash redelivers it and the redelivery announces.
 """
 
 import asyncio
@@ -21,11 +24,16 @@ from datetime import timedelta
 from beanie.operators import In
 from pymongo import ASCENDING, ReturnDocument
 
+from clinic.announcements import announce
 from clinic.batching import inserts_of
-from clinic.booking import announce
 from clinic.database import DatabaseUnavailable
 from clinic.messages import BookAppointment
-from clinic.models import Booking, PublishedRequest, utcnow
+from clinic.models import (
+    RELAY_UNPUBLISHED,
+    Booking,
+    PublishedRequest,
+    utcnow,
+)
 from clinic.settings import settings
 from clinic.topology import booking_request_publisher
 
@@ -77,7 +85,8 @@ async def _settle_published() -> None:
     """Take the overdue bookings whose publish the API recorded out of the relay's way."""
     due = await (
         Booking.get_pymongo_collection()
-        .find({"request_published": False, "publish_after": {"$lte": utcnow()}}, {"_id": True})
+        .find({**RELAY_UNPUBLISHED, "publish_after": {"$lte": utcnow()}}, {"_id": True})
+        .hint("relay_unpublished")
         .sort("publish_after", ASCENDING)
         .limit(RELAY_BATCH)
         .to_list()
@@ -99,10 +108,11 @@ async def _take_due() -> str | None:
     """Lease the oldest overdue unpublished request: no other relay takes it for a grace period."""
     now = utcnow()
     raw = await Booking.get_pymongo_collection().find_one_and_update(
-        {"request_published": False, "publish_after": {"$lte": now}},
+        {**RELAY_UNPUBLISHED, "publish_after": {"$lte": now}},
         {"$set": {"publish_after": now + timedelta(seconds=settings.outbox_grace)}},
         projection={"_id": True},
         sort=[("publish_after", ASCENDING)],
+        hint="relay_unpublished",
     )
     return None if raw is None else str(raw["_id"])
 
@@ -111,10 +121,12 @@ async def _take_unannounced() -> Booking | None:
     """Lease the oldest status change still unannounced after its grace period."""
     now = utcnow()
     raw = await Booking.get_pymongo_collection().find_one_and_update(
-        {"announce_after": {"$lte": now}},
+        # The $type repeats the partial index's filter, so the index may serve it.
+        {"announce_after": {"$type": "date", "$lte": now}},
         {"$set": {"announce_after": now + timedelta(seconds=settings.outbox_grace)}},
         sort=[("announce_after", ASCENDING)],
         return_document=ReturnDocument.AFTER,
+        hint="relay_unannounced",
     )
     return None if raw is None else Booking.model_validate(raw)
 

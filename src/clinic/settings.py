@@ -22,6 +22,15 @@ class Settings(BaseSettings):
     mongo_timeout: float = Field(
         2.0, gt=0, description="Seconds to wait for MongoDB before a request fails with 503."
     )
+    mongo_pool_size: int = Field(
+        16,
+        ge=1,
+        description=(
+            "Most connections one process opens to MongoDB. Concurrent calls share "
+            "writes (see clinic.batching), so a few busy connections serve well; a "
+            "thread-per-connection server pays for every extra one."
+        ),
+    )
     confirm_delay_min: float = Field(
         2.0, ge=0, description="Shortest simulated confirmation delay, in seconds."
     )

@@ -8,7 +8,8 @@ from typing import Annotated
 from faststream import AckPolicy, Depends
 from faststream.rabbit import RabbitMessage
 
-from clinic.booking import announce, decide, find_booking, give_up
+from clinic.announcements import announce
+from clinic.booking import decide, find_booking, give_up
 from clinic.confirmation import ClinicConfirmation, clinic_confirmation
 from clinic.handlers.runtime import worker_app
 from clinic.messages import BookAppointment, BookingStatus

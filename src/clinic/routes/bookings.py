@@ -5,7 +5,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Header, HTTPException, Path, Response, status
 
-from clinic.booking import CannotCancel, announce, cancel
+from clinic.announcements import announce
+from clinic.booking import CannotCancel, cancel
 from clinic.idempotency import KeyReused, claim_key
 from clinic.intake import booking_inserts
 from clinic.logs import current_booking_id
