@@ -118,6 +118,9 @@ class Booking(Document):
     # The doctor's name when the booking was placed, for the patient's emails.
     doctor_name: str | None = None
     status: BookingStatus = BookingStatus.PENDING
+    # Which decision won, when workers raced: decisions are written in batches,
+    # and a batch's result only counts its winners.
+    decision_id: str | None = None
     reason: str | None = None
     reason_code: RejectionCode | None = None
     created_at: datetime = Field(default_factory=utcnow)
