@@ -42,7 +42,12 @@ class Settings(BaseSettings):
     )
     max_retries: int = Field(3, ge=0, description="Retries before a message is parked.")
     prefetch: int = Field(
-        50, ge=1, description="Messages one worker process handles at the same time."
+        100,
+        ge=1,
+        description=(
+            "Messages one worker process handles at the same time. The confirmation is "
+            "a wait, not work, and concurrent messages share their database writes."
+        ),
     )
     publish_timeout: float = Field(
         5.0, gt=0, description="Seconds to wait for the broker to confirm a publish."
