@@ -15,7 +15,7 @@ from pathlib import Path
 
 from bench import concurrency, listing
 from bench.api import measure_bare, measure_ours
-from bench.environment import Clinic, database_server, median
+from bench.environment import Clinic, median
 from bench.pipeline import run_pipeline
 from clinic.embedded_db import free_port
 
@@ -31,16 +31,15 @@ def main(argv: list[str] | None = None) -> None:
     rows: list[tuple[str, str, str, str]] = []
     workdir = Path(tempfile.mkdtemp(prefix="clinic-bench-"))
     try:
-        with database_server(workdir) as mongo_url:
-            if "api" in chosen:
-                rows += api_rows(workdir, mongo_url, args.runs)
-            if "original" in chosen:
-                rows += original_rows(workdir, mongo_url, args.runs)
-            if "zero" in chosen:
-                rows += zero_rows(workdir, mongo_url, args.runs)
-            if "listing" in chosen:
-                with Clinic(workdir, mongo_url) as clinic:
-                    print_listing(listing.run(clinic))
+        if "api" in chosen:
+            rows += api_rows(workdir, args.runs)
+        if "original" in chosen:
+            rows += original_rows(workdir, args.runs)
+        if "zero" in chosen:
+            rows += zero_rows(workdir, args.runs)
+        if "listing" in chosen:
+            with Clinic(workdir) as clinic:
+                print_listing(listing.run(clinic))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     print_table(rows)
@@ -49,10 +48,10 @@ def main(argv: list[str] | None = None) -> None:
         concurrency.main(["--runs", str(args.runs)])
 
 
-def api_rows(workdir: Path, mongo_url: str, runs: int) -> list[tuple[str, str, str, str]]:
+def api_rows(workdir: Path, runs: int) -> list[tuple[str, str, str, str]]:
     ours, bare, peaks, lost = [], [], [], []
     for number in range(1, runs + 1):
-        with Clinic(workdir, mongo_url) as clinic:
+        with Clinic(workdir) as clinic:
             load, accepted, stored, enqueued, peak = measure_ours(clinic)
         reference = measure_bare(workdir, free_port())
         ours.append(load)
@@ -79,11 +78,11 @@ def api_rows(workdir: Path, mongo_url: str, runs: int) -> list[tuple[str, str, s
     ]
 
 
-def original_rows(workdir: Path, mongo_url: str, runs: int) -> list[tuple[str, str, str, str]]:
+def original_rows(workdir: Path, runs: int) -> list[tuple[str, str, str, str]]:
     seconds = []
     for number in range(1, runs + 1):
         delays = {"CLINIC_CONFIRM_DELAY_MIN": "2", "CLINIC_CONFIRM_DELAY_MAX": "5"}
-        with Clinic(workdir, mongo_url, env=delays) as clinic:
+        with Clinic(workdir, env=delays) as clinic:
             result = run_pipeline(clinic, workers=3, count=60, concurrency=60)
         seconds.append(result.seconds)
         print(
@@ -100,11 +99,11 @@ def original_rows(workdir: Path, mongo_url: str, runs: int) -> list[tuple[str, s
     ]
 
 
-def zero_rows(workdir: Path, mongo_url: str, runs: int) -> list[tuple[str, str, str, str]]:
+def zero_rows(workdir: Path, runs: int) -> list[tuple[str, str, str, str]]:
     results = []
     for number in range(1, runs + 1):
         no_delay = {"CLINIC_CONFIRM_DELAY_MIN": "0", "CLINIC_CONFIRM_DELAY_MAX": "0"}
-        with Clinic(workdir, mongo_url, env=no_delay) as clinic:
+        with Clinic(workdir, env=no_delay) as clinic:
             result = run_pipeline(clinic, workers=1, count=2000, concurrency=64)
         results.append(result)
         print(

@@ -163,8 +163,9 @@ def main(argv: list[str] | None = None) -> None:
     columns: list[list[float]] = [[], [], [], []]
     workdir = Path(tempfile.mkdtemp(prefix="clinic-bench-"))
     try:
-        with database_server(workdir) as mongo_url:
-            for number in range(1, args.runs + 1):
+        for number in range(1, args.runs + 1):
+            # A server of its own per run (see bench.environment.Clinic).
+            with database_server(workdir / f"db-{number}") as mongo_url:
                 run = measure(mongo_url, args, workdir)
                 elapsed = run.decided[-1] - run.start
                 rate = args.bookings / elapsed

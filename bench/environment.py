@@ -55,13 +55,18 @@ def rss_mb(pid: int, peak: bool = False) -> float:
 
 @dataclass
 class Clinic:
-    """The clinic's processes for one run, in a vhost and a database of their own."""
+    """The clinic's processes for one run, in a vhost and a database server of their own.
+
+    A fresh server per run: SecantusDB was seen to slow down run after run once
+    earlier runs had written and dropped their databases on it.
+    """
 
     workdir: Path
-    mongo_url: str
     env: dict[str, str] = field(default_factory=dict)
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     services: dict[str, Service] = field(default_factory=dict)
+    mongo_url: str = ""
+    _resources: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
 
     def __post_init__(self) -> None:
         self.vhost = f"clinic-bench-{self.run_id}"
@@ -71,7 +76,6 @@ class Clinic:
         self.rabbit_url = RABBIT_URL + self.vhost
         self.env = {
             "CLINIC_RABBIT_URL": self.rabbit_url,
-            "CLINIC_MONGO_URL": self.mongo_url,
             "CLINIC_MONGO_DB": self.db_name,
             "CLINIC_DOCTORS_FILE": str(DOCTORS),
             "CLINIC_STAFF_TOKENS": "bench-staff-token",
@@ -119,6 +123,10 @@ class Clinic:
         return 0
 
     def __enter__(self) -> "Clinic":
+        self.mongo_url = self._resources.enter_context(
+            database_server(self.workdir / f"db-{self.run_id}")
+        )
+        self.env["CLINIC_MONGO_URL"] = self.mongo_url
         rabbitmqctl("add_vhost", self.vhost)
         rabbitmqctl("set_permissions", "-p", self.vhost, "guest", ".*", ".*", ".*")
         return self
@@ -129,6 +137,7 @@ class Clinic:
         rabbitmqctl("delete_vhost", self.vhost)
         with MongoClient(self.mongo_url) as client:
             client.drop_database(self.db_name)
+        self._resources.close()
 
 
 def median(values: list[float]) -> float:
