@@ -1,10 +1,10 @@
 """Run every benchmark and print our figures beside the original system's and the targets.
 
-    python -m bench [--runs 3] [--only api,original,zero,concurrency]
+    python -m bench [--runs 3] [--only api,original,zero,listing,concurrency]
 
-Each figure is the median of ``--runs`` runs; each run has its own vhost and
-database. Needs RabbitMQ at 127.0.0.1:5672 and ``rabbitmqctl``; starts its own
-SecantusDB unless ``CLINIC_MONGO_URL`` is set; installs wrk if missing.
+Each figure is the median of ``--runs`` runs; each run has its own vhost,
+database and SecantusDB server (unless ``CLINIC_MONGO_URL`` names a MongoDB).
+Needs RabbitMQ at 127.0.0.1:5672 and ``rabbitmqctl``; installs wrk if missing.
 """
 
 import argparse

@@ -63,6 +63,19 @@ class BookingFilter:
             return "list_by_status"
         return "list_all"
 
+    def hint(self, *, after_cursor: bool = False) -> str | None:
+        """The index to name to the database, or None when its planner finds ``index()`` itself.
+
+        Named only where needed: SecantusDB walks the whole of a hinted index (about
+        300 ms at 20,000 bookings, against 1 to 70 ms unhinted for one filter), but
+        unhinted it scans the collection for several filters at once, and for a date
+        range with a cursor.
+        """
+        dated = self.date_from is not None or self.date_to is not None
+        filters = [self.status, self.doctor_id, self.patient_email]
+        several = sum(f is not None for f in filters) + dated > 1
+        return self.index() if several or (dated and after_cursor) else None
+
 
 def encode_cursor(list_key: str) -> str:
     """An opaque cursor pointing after the booking with ``list_key``."""
@@ -88,11 +101,19 @@ def page_query(where: BookingFilter, after: str | None) -> dict[str, Any]:
     return query
 
 
+async def count(where: BookingFilter) -> int:
+    """How many bookings match ``where``, exactly."""
+    collection = Booking.get_pymongo_collection()
+    if hint := where.hint():
+        return await collection.count_documents(where.query(), hint=hint)
+    return await collection.count_documents(where.query())
+
+
 def page_cursor(where: BookingFilter, after: str | None, limit: int) -> AsyncCursor[Any]:
     """The query of one page (one more than ``limit``, to tell whether a next page exists)."""
     collection = Booking.get_pymongo_collection()
     return (
-        collection.find(page_query(where, after), hint=where.index())
+        collection.find(page_query(where, after), hint=where.hint(after_cursor=after is not None))
         .sort("list_key", DESCENDING)
         .limit(limit + 1)
     )
@@ -103,8 +124,7 @@ async def list_page(
 ) -> tuple[int, list[Booking], str | None]:
     """How many bookings match in all, this page of them, and the cursor of the next page."""
     after = decode_cursor(cursor) if cursor else None
-    collection = Booking.get_pymongo_collection()
-    total = await collection.count_documents(where.query(), hint=where.index())
+    total = await count(where)
     found = await page_cursor(where, after, limit).to_list()
     page = [Booking.model_validate(raw) for raw in found[:limit]]
     more = len(found) > limit
