@@ -7,7 +7,7 @@ from faststream.rabbit import TestRabbitBroker
 
 from clinic.booking import give_up
 from clinic.messages import BookingStatus
-from clinic.models import Booking, PublishedRequest, utcnow
+from clinic.models import AnnouncedChange, Booking, PublishedRequest, utcnow
 from clinic.outbox import relay_once
 from clinic.topology import booking_request_publisher, broker, status_publisher
 
@@ -62,3 +62,22 @@ async def test_a_decision_whose_announcement_kept_failing_is_announced_by_the_re
         assert await relay_once() == 0
         [call] = status_publisher.mock.call_args_list
         assert call.args[0]["status"] == "confirmed"
+
+
+async def test_the_relay_settles_a_change_announced_before_its_mark_was_lost() -> None:
+    booking = await overdue_booking(0)
+    await Booking.get_pymongo_collection().update_one(
+        {"_id": booking.id},
+        {"$set": {"status": "cancelled", "announce_after": utcnow() - timedelta(seconds=1)}},
+    )
+    # Published and recorded, but the process died before clearing announce_after.
+    await AnnouncedChange(id=f"{booking.id}:cancelled").insert()
+
+    async with TestRabbitBroker(broker):
+        await relay_once()
+        assert await relay_once() == 0, "the relay keeps coming back to it"
+        status_publisher.mock.assert_not_called()
+
+    settled = await Booking.get(booking.id)
+    assert settled is not None
+    assert settled.announce_after is None

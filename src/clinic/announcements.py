@@ -31,10 +31,16 @@ async def announce(booking: Booking) -> None:
     outbox relay was watching for the change. A crash between the publish and the
     record publishes it again, under the same message id.
     """
-    if booking.notified_status is booking.status or await _announced_already.run(
-        change_id(booking)
-    ):
+    if booking.notified_status is booking.status:
         return
+    if not await _announced_already.run(change_id(booking)):
+        await _publish(booking)
+        await _announcements.run(AnnouncedChange(id=change_id(booking)))
+    if booking.announce_after is not None:  # the relay is watching: it can stop
+        await _announced_marks.run((booking.id, booking.status))
+
+
+async def _publish(booking: Booking) -> None:
     doctor_name = booking.doctor_name
     if booking.doctor_id and doctor_name is None:  # stored before bookings kept the name
         doctor = await Doctor.get(booking.doctor_id)
@@ -54,9 +60,6 @@ async def announce(booking: Booking) -> None:
     # The message id names the status change, so consumers can tell a republished
     # event from a new one.
     await status_publisher.publish(event, correlation_id=booking.id, message_id=change_id(booking))
-    await _announcements.run(AnnouncedChange(id=change_id(booking)))
-    if booking.announce_after is not None:
-        await _announced_marks.run((booking.id, booking.status))
 
 
 async def _mark_announced(announced: list[tuple[str, BookingStatus]]) -> list[BaseException | None]:
