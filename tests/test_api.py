@@ -10,7 +10,7 @@ from httpx import AsyncClient
 from pymongo import AsyncMongoClient
 
 from clinic.api import app
-from clinic.models import Booking, PublishedRequest, utcnow
+from clinic.models import Booking, PublishedMessage, utcnow
 from clinic.topology import booking_request_publisher
 
 pytestmark = pytest.mark.usefixtures("clean_db")
@@ -32,7 +32,7 @@ async def test_book_answers_202_with_the_stored_pending_booking(client: AsyncCli
     assert uuid.UUID(body["id"]).version == 4
     assert response.headers["Location"] == f"/booking/{body['id']}"
     # The broker confirmed it, so the outbox relay will not publish it again.
-    assert await PublishedRequest.get(body["id"]) is not None
+    assert await PublishedMessage.get(body["id"]) is not None
     booking_request_publisher.mock.assert_called_once_with({"bookingId": body["id"]})
 
 

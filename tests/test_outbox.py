@@ -7,7 +7,7 @@ from faststream.rabbit import TestRabbitBroker
 
 from clinic.booking import give_up
 from clinic.messages import BookingStatus
-from clinic.models import AnnouncedChange, Booking, PublishedRequest, utcnow
+from clinic.models import Booking, PublishedMessage, utcnow
 from clinic.outbox import relay_once
 from clinic.topology import booking_request_publisher, broker, status_publisher
 
@@ -29,7 +29,7 @@ async def test_the_relay_publishes_only_requests_the_broker_never_confirmed() ->
     confirmed = [await overdue_booking(n) for n in range(3)]
     lost = await overdue_booking(3)
     for booking in confirmed:
-        await PublishedRequest(id=booking.id).insert()
+        await PublishedMessage(id=booking.id).insert()
 
     async with TestRabbitBroker(broker):
         assert await relay_once() == 1
@@ -71,7 +71,7 @@ async def test_the_relay_settles_a_change_announced_before_its_mark_was_lost() -
         {"$set": {"status": "cancelled", "announce_after": utcnow() - timedelta(seconds=1)}},
     )
     # Published and recorded, but the process died before clearing announce_after.
-    await AnnouncedChange(id=f"{booking.id}:cancelled").insert()
+    await PublishedMessage(id=f"{booking.id}:cancelled").insert()
 
     async with TestRabbitBroker(broker):
         await relay_once()

@@ -2,11 +2,9 @@
 
 from collections import defaultdict
 
-from beanie.operators import In
-
-from clinic.batching import Batched, inserts_of
+from clinic.batching import Batched, inserts_of, reads_of
 from clinic.messages import BookingStatus, BookingStatusChanged
-from clinic.models import AnnouncedChange, Booking, Doctor
+from clinic.models import Booking, Doctor, PublishedMessage
 from clinic.topology import status_publisher
 
 
@@ -15,13 +13,8 @@ def change_id(booking: Booking) -> str:
     return f"{booking.id}:{booking.status.value}"
 
 
-async def _find_announced(change_ids: list[str]) -> list[bool | BaseException]:
-    found = {c.id for c in await AnnouncedChange.find(In(AnnouncedChange.id, change_ids)).to_list()}
-    return [change_id in found for change_id in change_ids]
-
-
-_announced_already: Batched[str, bool] = Batched(_find_announced)
-_announcements = inserts_of(AnnouncedChange)
+_published_lookups = reads_of(PublishedMessage)
+_published_marks = inserts_of(PublishedMessage)
 
 
 async def announce(booking: Booking) -> None:
@@ -33,9 +26,9 @@ async def announce(booking: Booking) -> None:
     """
     if booking.notified_status is booking.status:
         return
-    if not await _announced_already.run(change_id(booking)):
+    if await _published_lookups.run(change_id(booking)) is None:
         await _publish(booking)
-        await _announcements.run(AnnouncedChange(id=change_id(booking)))
+        await _published_marks.run(PublishedMessage(id=change_id(booking)))
     if booking.announce_after is not None:  # the relay is watching: it can stop
         await _announced_marks.run((booking.id, booking.status))
 

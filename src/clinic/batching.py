@@ -68,6 +68,19 @@ DUPLICATE_KEY = 11000
 """MongoDB's error code for a unique key that is taken."""
 
 
+def reads_of(document_class: type[Stored]) -> Batched[str, Stored | None]:
+    """Batched reads of ``document_class`` by id: the document, or None if there is none."""
+
+    async def read_all(ids: list[str]) -> list[Stored | BaseException | None]:
+        found = {
+            str(document.id): document
+            for document in await document_class.find({"_id": {"$in": ids}}).to_list()
+        }
+        return [found.get(document_id) for document_id in ids]
+
+    return Batched(read_all)
+
+
 def inserts_of(document_class: type[Stored]) -> Batched[Stored, bool]:
     """Batched inserts of ``document_class``: True when stored, False when a unique key is taken.
 

@@ -3,11 +3,10 @@
 import logging
 from uuid import uuid4
 
-from beanie.operators import In
 from pymongo import UpdateOne
 
 from clinic.announcements import announce
-from clinic.batching import Batched
+from clinic.batching import Batched, reads_of
 from clinic.messages import BookingStatus, RejectionCode
 from clinic.models import Booking, Doctor, outbox_deadline, utcnow
 from clinic.scheduling import slot_problem
@@ -32,12 +31,7 @@ _PRECEDENCE = [
 ]
 
 
-async def _find_bookings(booking_ids: list[str]) -> list[Booking | BaseException | None]:
-    found = {b.id: b for b in await Booking.find(In(Booking.id, booking_ids)).to_list()}
-    return [found.get(booking_id) for booking_id in booking_ids]
-
-
-find_booking: Batched[str, Booking | None] = Batched(_find_bookings)
+find_booking = reads_of(Booking)
 """``await find_booking.run(id)``: the booking, read together with others asked for at once."""
 
 

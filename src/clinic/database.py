@@ -20,9 +20,9 @@ async def connect_database(*, create_indexes: bool = True) -> AsyncMongoClient[d
     """Connect to MongoDB and register the clinic's documents.
 
     The API creates the indexes at startup. The workers do not: a restarted worker
-    must not wait for index builds on a busy database. No double booking rests on
-    the ``_id`` alone; the API's unique ``one_slot_per_booking`` index adds that a
-    redelivered booking never holds a second slot.
+    must not wait for index builds on a busy database. No double booking needs
+    more than the ``_id``; the API's unique ``one_slot_per_booking`` index adds
+    that a redelivered booking never holds a second slot.
     """
     timeout_ms = round(settings.mongo_timeout * 1000)
     client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(

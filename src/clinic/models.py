@@ -126,7 +126,7 @@ class Booking(Document):
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
     # Outbox: whether the request is known to be published (the API's confirmed
-    # publishes are recorded as PublishedRequest instead), and when the relay may
+    # publishes are recorded as PublishedMessage instead), and when the relay may
     # publish it if not; and which status the patient's notification was
     # published for. A crash between two steps leaves a gap that can be found.
     request_published: bool = False
@@ -178,37 +178,22 @@ MARK_TTL = 7 * 24 * 3600
 """Seconds a record of a publish is kept: a duplicate arriving later is published once more."""
 
 
-class PublishedRequest(Document):
-    """A booking request the broker confirmed: the outbox relay need not publish it.
+class PublishedMessage(Document):
+    """A message the broker confirmed, by its message id: the outbox does not publish it again.
 
-    Kept apart from the booking on purpose: rewriting a booking rewrites all its
-    index entries, which cost the database twice what inserting this mark does.
+    A booking request's message id is the booking id; a status change's is
+    ``<booking id>:<status>``. Kept apart from the booking on purpose: rewriting a
+    booking rewrites all its index entries, which cost the database twice what
+    inserting this record does.
     """
 
-    id: str  # type: ignore[assignment]  # the booking's id
+    id: str  # type: ignore[assignment]  # the message id
     published_at: datetime = Field(default_factory=utcnow)
 
     class Settings:
-        name = "published_requests"
+        name = "published_messages"
         indexes: ClassVar[list[IndexModel]] = [
             IndexModel([("published_at", ASCENDING)], name="expiry", expireAfterSeconds=MARK_TTL),
-        ]
-
-
-class AnnouncedChange(Document):
-    """A booking status change that was published: a redelivered request does not repeat it.
-
-    Its id is ``<booking id>:<status>``, the event's message id. Kept apart from
-    the booking for the same reason as ``PublishedRequest``.
-    """
-
-    id: str  # type: ignore[assignment]
-    announced_at: datetime = Field(default_factory=utcnow)
-
-    class Settings:
-        name = "announced_changes"
-        indexes: ClassVar[list[IndexModel]] = [
-            IndexModel([("announced_at", ASCENDING)], name="expiry", expireAfterSeconds=MARK_TTL),
         ]
 
 
@@ -273,8 +258,7 @@ class IdempotencyKey(Document):
 DOCUMENT_MODELS: list[type[Document]] = [
     Doctor,
     Booking,
-    PublishedRequest,
-    AnnouncedChange,
+    PublishedMessage,
     SlotClaim,
     EmailClaim,
     IdempotencyKey,

@@ -2,7 +2,7 @@
 
 The API stores a booking first, with ``request_published: false`` and a
 ``publish_after`` deadline, answers 202, and then publishes its request. When
-that publish is confirmed by the broker, a ``PublishedRequest`` records it. If
+that publish is confirmed by the broker, a ``PublishedMessage`` records it. If
 the broker was down, or the API died in between, there is no record, and the
 relay running in the booking workers publishes the request once the deadline
 has passed. A request published twice is harmless: deciding a booking is
@@ -31,7 +31,7 @@ from clinic.messages import BookAppointment
 from clinic.models import (
     RELAY_UNPUBLISHED,
     Booking,
-    PublishedRequest,
+    PublishedMessage,
     utcnow,
 )
 from clinic.settings import settings
@@ -43,7 +43,7 @@ RELAY_BATCH = 500
 """Most requests one relay scan publishes, so a backlog never starves the shutdown."""
 
 
-_published_marks = inserts_of(PublishedRequest)
+_published_marks = inserts_of(PublishedMessage)
 """Records of confirmed publishes, written together when they come together."""
 
 
@@ -68,7 +68,7 @@ async def hand_over(booking_id: str) -> None:
         await _publish(booking_id)
         # Lost if this fails or the process dies now: the relay then publishes it
         # once more, which is harmless.
-        await _published_marks.run(PublishedRequest(id=booking_id))
+        await _published_marks.run(PublishedMessage(id=booking_id))
     except Exception as exc:  # noqa: BLE001 - whatever failed, the relay retries it
         log.warning(
             "request not published yet, the outbox relay will: %r",
@@ -93,7 +93,7 @@ async def _settle_published() -> None:
     )
     if not due:
         return
-    marked = PublishedRequest.find(In(PublishedRequest.id, [raw["_id"] for raw in due]))
+    marked = PublishedMessage.find(In(PublishedMessage.id, [raw["_id"] for raw in due]))
     await _settle([mark.id for mark in await marked.to_list()])
 
 
@@ -136,7 +136,7 @@ async def relay_once() -> int:
     await _settle_published()
     published = 0
     while published < RELAY_BATCH and (booking_id := await _take_due()) is not None:
-        if await PublishedRequest.get(booking_id) is not None:  # recorded since the settling
+        if await PublishedMessage.get(booking_id) is not None:  # recorded since the settling
             await _settle([booking_id])
             continue
         await publish_request(booking_id)
