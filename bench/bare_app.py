@@ -2,7 +2,7 @@
 
 from fastapi import FastAPI, status
 
-from clinic.schemas import BookingRequest
+from clinic.api.schemas import BookingRequest
 
 app = FastAPI()
 

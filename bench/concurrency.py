@@ -38,11 +38,11 @@ from pymongo import AsyncMongoClient
 from tests.processes import running
 
 from bench.environment import DOCTORS, database_server, rabbitmqctl
-from clinic.doctors import seed_doctors
+from clinic.api.seed import seed_doctors
 from clinic.messages import BookAppointment, BookingStatus
-from clinic.models import DOCUMENT_MODELS, Booking
+from clinic.messaging.topology import BOOKING_REQUESTS, declare_topology
 from clinic.settings import Settings, settings
-from clinic.topology import BOOKING_REQUESTS, declare_topology
+from clinic.store.documents import DOCUMENT_MODELS, Booking
 
 RABBIT_URL = "amqp://guest:guest@127.0.0.1:5672/"
 READY_LINE = b"started successfully"

@@ -18,9 +18,9 @@ from beanie import init_beanie
 from pymongo import AsyncMongoClient
 
 from bench.environment import Clinic
-from clinic.listing import BookingFilter, count, encode_cursor, page_cursor
 from clinic.messages import BookingStatus
-from clinic.models import DOCUMENT_MODELS, Booking
+from clinic.store.documents import DOCUMENT_MODELS, Booking
+from clinic.store.listing import BookingFilter, count, encode_cursor, page_cursor
 
 BOOKINGS = int(os.environ.get("BENCH_LISTING_BOOKINGS", "200000"))
 """How many bookings to load (a smaller number tries the benchmark out quickly)."""
@@ -50,8 +50,6 @@ def _document(n: int, created: datetime) -> dict[str, Any]:
         "status": STATUSES[n % len(STATUSES)].value,
         "created_at": at,
         "updated_at": at,
-        "request_published": True,
-        "publish_after": at,
         "list_key": f"{at:%Y-%m-%dT%H:%M:%S.%f}|{booking_id}",
     }
 

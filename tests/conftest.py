@@ -13,6 +13,8 @@ import tempfile
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import NoReturn
+from unittest.mock import MagicMock
 from urllib.parse import urlsplit
 
 # Reads no settings, so it may come before the environment below.
@@ -51,24 +53,21 @@ os.environ.update(
 import aio_pika  # noqa: E402
 import pytest  # noqa: E402
 from beanie import init_beanie  # noqa: E402
-from faststream.rabbit import TestRabbitBroker  # noqa: E402
+from fastapi import FastAPI  # noqa: E402
+from faststream import FastStream  # noqa: E402
+from faststream.rabbit import RabbitBroker, TestRabbitBroker  # noqa: E402
 from httpx import ASGITransport, AsyncClient  # noqa: E402
 from pymongo import AsyncMongoClient  # noqa: E402
 
-from clinic.database import connect_database  # noqa: E402
-from clinic.doctors import seed_doctors  # noqa: E402
-from clinic.emails import Email, default_email_sender  # noqa: E402
-from clinic.models import DOCUMENT_MODELS  # noqa: E402
+from clinic.api import create_app  # noqa: E402
+from clinic.api.seed import seed_doctors  # noqa: E402
+from clinic.domain.emails import Email, default_email_sender  # noqa: E402
+from clinic.handlers import booking_router, notifications_router, worker_app  # noqa: E402
+from clinic.messaging.broker import Publishers  # noqa: E402
+from clinic.messaging.topology import QUEUES, declare_topology  # noqa: E402
 from clinic.settings import settings  # noqa: E402
-from clinic.topology import (  # noqa: E402
-    BOOKING_REQUESTS,
-    BOOKING_RETRY,
-    EMAIL_NOTIFICATIONS,
-    EMAIL_RETRY,
-    PARKED,
-    broker,
-    declare_topology,
-)
+from clinic.store.database import connect_database  # noqa: E402
+from clinic.store.documents import DOCUMENT_MODELS  # noqa: E402
 
 BIN = Path(sys.executable).parent
 
@@ -82,7 +81,8 @@ def _broker_reachable() -> bool:
         return False
 
 
-def _unavailable(what: str) -> None:
+def unavailable(what: str) -> NoReturn:
+    """Skip the test because ``what`` is missing here; under CI, fail it instead."""
     if IN_CI:
         pytest.fail(f"{what} (CI must run these tests, not skip them)")
     pytest.skip(what)
@@ -94,6 +94,18 @@ def _rabbitmqctl(*args: str) -> str:
     ).stdout
 
 
+IMPLIED_MARKERS = (("faults", "e2e"), ("e2e", "integration"))
+"""The tiers nest: every fault test is end to end, every end-to-end test integration."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Give each test the markers its tier implies, so ``-m "not integration"`` is fast."""
+    for item in items:
+        for marker, implied in IMPLIED_MARKERS:
+            if item.get_closest_marker(marker) is not None:
+                item.add_marker(implied)
+
+
 def vhost_rabbitmqctl(command: str, *args: str) -> str:
     """``rabbitmqctl`` on the test session's vhost; its output."""
     return _rabbitmqctl(command, "-p", VHOST, *args)
@@ -103,12 +115,12 @@ def vhost_rabbitmqctl(command: str, *args: str) -> str:
 def rabbit_vhost() -> Iterator[str]:
     """A RabbitMQ vhost of this test session's own, removed afterwards."""
     if not _broker_reachable():
-        _unavailable(
+        unavailable(
             "RabbitMQ is not reachable at 127.0.0.1:5672: start it (rabbitmq-server -detached) "
             "or point CLINIC_TEST_RABBIT_URL at one to run the broker tests"
         )
     if shutil.which("rabbitmqctl") is None:
-        _unavailable("rabbitmqctl is needed to create the tests' own vhost")
+        unavailable("rabbitmqctl is needed to create the tests' own vhost")
     _rabbitmqctl("add_vhost", VHOST)
     try:
         _rabbitmqctl("set_permissions", "-p", VHOST, "guest", ".*", ".*", ".*")
@@ -162,7 +174,7 @@ async def clean_db(
     return database
 
 
-class Outbox:
+class Mailbox:
     """A fake email sender that keeps what it was asked to send: the one thing faked."""
 
     def __init__(self) -> None:
@@ -173,11 +185,43 @@ class Outbox:
 
 
 @pytest.fixture
-def outbox() -> Iterator[Outbox]:
-    """Emails go to an Outbox instead of the log, for in-process workers."""
-    box = Outbox()
-    with broker.provider.scope(default_email_sender, lambda: box):
-        yield box
+def mailbox() -> Mailbox:
+    """Where the in-process notification handler's emails go, instead of the log."""
+    return Mailbox()
+
+
+def broker_of(app: FastStream) -> RabbitBroker:
+    """A worker app's broker."""
+    assert isinstance(app.broker, RabbitBroker)
+    return app.broker
+
+
+def publishers_of(app: FastStream) -> Publishers:
+    """The publishers a worker app put in its broker's context."""
+    publishers: Publishers = app.broker.context.get("publishers")  # type: ignore[union-attr]
+    return publishers
+
+
+@pytest.fixture
+def booking_handler(mailbox: Mailbox) -> FastStream:
+    """A worker app running the booking handler only (no broker connection yet)."""
+    return worker_app("booking handler under test", booking_router())
+
+
+@pytest.fixture
+def notification_handler(mailbox: Mailbox) -> Iterator[FastStream]:
+    """A worker app running the notification handler only, emailing into ``mailbox``."""
+    app = worker_app("notification handler under test", notifications_router())
+    with app.broker.provider.scope(default_email_sender, lambda: mailbox):  # type: ignore[union-attr]
+        yield app
+
+
+@pytest.fixture
+def both_handlers(mailbox: Mailbox) -> Iterator[FastStream]:
+    """A worker app running both handlers, emailing into ``mailbox``."""
+    app = worker_app("both handlers under test", booking_router(), notifications_router())
+    with app.broker.provider.scope(default_email_sender, lambda: mailbox):  # type: ignore[union-attr]
+        yield app
 
 
 @pytest.fixture
@@ -187,7 +231,7 @@ async def rabbit(rabbit_vhost: str) -> AsyncIterator[aio_pika.abc.AbstractChanne
     connection = await aio_pika.connect(settings.rabbit_url)
     try:
         channel = await connection.channel()
-        for queue in (BOOKING_REQUESTS, BOOKING_RETRY, EMAIL_NOTIFICATIONS, EMAIL_RETRY, PARKED):
+        for queue in QUEUES:
             await (await channel.declare_queue(queue.name, passive=True)).purge()
         yield channel
     finally:
@@ -195,16 +239,16 @@ async def rabbit(rabbit_vhost: str) -> AsyncIterator[aio_pika.abc.AbstractChanne
 
 
 @pytest.fixture
-async def workers(rabbit: aio_pika.abc.AbstractChannel) -> AsyncIterator[None]:
-    """Both handlers consuming from the real broker in this process."""
-    from clinic import handlers
-
-    assert handlers.app  # built on first access: registers both handlers
-    await broker.start()
+async def workers(
+    rabbit: aio_pika.abc.AbstractChannel, both_handlers: FastStream
+) -> AsyncIterator[FastStream]:
+    """Both handlers consuming from the real broker in this process; their app."""
+    assert both_handlers.broker is not None
+    await both_handlers.broker.start()
     try:
-        yield
+        yield both_handlers
     finally:
-        await broker.stop()
+        await both_handlers.broker.stop()
 
 
 @pytest.fixture
@@ -224,17 +268,43 @@ def own_vhost(rabbit_vhost: str) -> Iterator[tuple[str, Callable[..., str]]]:
 
 
 @pytest.fixture
-async def client(clean_db: AsyncMongoClient[dict[str, object]]) -> AsyncIterator[AsyncClient]:
-    """The API in process, on the session's database, publishing to an in-memory broker."""
-    from clinic.api import app
-
+def api(clean_db: AsyncMongoClient[dict[str, object]]) -> FastAPI:
+    """The API app on the session's database; no handler consumes what it publishes."""
+    app = create_app()
     app.state.mongo = clean_db
+    return app
+
+
+@pytest.fixture
+async def client(api: FastAPI) -> AsyncIterator[AsyncClient]:
+    """An HTTP client of the API in process, its broker in memory."""
     async with (
-        TestRabbitBroker(broker),
-        AsyncClient(transport=ASGITransport(app=app), base_url="http://clinic") as http,
+        TestRabbitBroker(api.state.broker),
+        AsyncClient(transport=ASGITransport(app=api), base_url="http://clinic") as http,
+    ):
+        yield http
+
+
+@pytest.fixture
+async def client_and_handlers(
+    api: FastAPI, both_handlers: FastStream
+) -> AsyncIterator[AsyncClient]:
+    """The API publishing through the broker of both handlers, all in memory in this process."""
+    api.state.broker = both_handlers.broker
+    api.state.publishers = publishers_of(both_handlers)
+    async with (
+        TestRabbitBroker(api.state.broker),
+        AsyncClient(transport=ASGITransport(app=api), base_url="http://clinic") as http,
     ):
         yield http
 
 
 STAFF = {"Authorization": "Bearer staff-token-2"}
 """Headers of a staff member (the tests' second staff token)."""
+
+
+@pytest.fixture
+def requests_published(api: FastAPI, client: AsyncClient) -> MagicMock:
+    """What the API published to ``booking_requests`` (its broker is in memory)."""
+    mock: MagicMock = api.state.publishers.booking_requests.mock
+    return mock

@@ -14,7 +14,9 @@ wrapped by ``tests.faulty_api``, ``tests.faulty_booking_worker`` and
   (API: stored, not yet published), ``before_status_publish`` (booking worker:
   decision stored, not yet announced), ``mid_send`` (email claimed, not sent)
   and ``after_handling`` (handled, not yet acknowledged);
-- ``BuggyClinic``: a handler bug that always raises, for one patient name.
+- ``BuggyClinic``: a handler bug that always raises, for one patient name;
+- ``LoseAnswers``: every ``FAULT_LOSE_EVERY``-th answer to ``POST /book`` reaches the
+  client as a 503 although the booking was stored, as when a proxy times out.
 """
 
 import asyncio
@@ -24,16 +26,18 @@ import os
 from typing import Any, NoReturn
 
 from faststream import BaseMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from clinic.confirmation import SimulatedConfirmation
-from clinic.emails import Email
-from clinic.models import Booking
-from clinic.topology import BOOKING_REQUESTS, NOTIFICATIONS_EXCHANGE
+from clinic.domain.confirmation import SimulatedConfirmation
+from clinic.domain.emails import Email
+from clinic.messaging.topology import BOOKING_REQUESTS, NOTIFICATIONS
+from clinic.store.documents import Booking
 
 CRASH_POINT = os.environ.get("FAULT_CRASH_POINT", "")
 MAILBOX = os.environ.get("FAULT_MAILBOX", "mailbox.jsonl")
 MARKERS = os.environ.get("FAULT_MARKERS", "markers.txt")
 CRASH_AFTER = int(os.environ.get("FAULT_CRASH_AFTER", "1"))
+LOSE_EVERY = int(os.environ.get("FAULT_LOSE_EVERY", "0"))
 """Crash at the point the n-th time it is reached (the first time by default)."""
 BUGGY_NAME = "Bug Trigger"
 """A booking for a patient of this name makes the faulty booking worker's handler raise."""
@@ -87,8 +91,30 @@ class CrashPoints(BaseMiddleware):
         return result
 
     async def publish_scope(self, call_next: Any, cmd: Any) -> Any:
-        if cmd.exchange.name == NOTIFICATIONS_EXCHANGE.name:
+        if cmd.exchange.name == NOTIFICATIONS.name:
             await reach("before_status_publish", str(cmd.correlation_id))
         elif cmd.destination == BOOKING_REQUESTS.name:
             await reach("before_request_publish", str(cmd.correlation_id))
         return await call_next(cmd)
+
+
+class LoseAnswers:
+    """ASGI middleware: every ``FAULT_LOSE_EVERY``-th ``POST /book`` is answered 503 after
+    the API handled it, so the client cannot tell whether it was booked."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.answers = itertools.count(1)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not LOSE_EVERY or scope["type"] != "http" or scope["path"] != "/book":
+            await self.app(scope, receive, send)
+            return
+        lose = next(self.answers) % LOSE_EVERY == 0
+
+        async def answer(message: Message) -> None:
+            if lose and message["type"] == "http.response.start":
+                message = {**message, "status": 503}
+            await send(message)
+
+        await self.app(scope, receive, answer)

@@ -1,12 +1,12 @@
-"""The real API app, with the fault tests' crash points.
+"""The real API app, with the fault tests' crash points and lost answers.
 
 Run with ``uvicorn tests.faulty_api:app``.
 """
 
 from clinic.api import app
-from clinic.topology import broker
-from tests.faults import CrashPoints
+from tests.faults import CrashPoints, LoseAnswers
 
-broker.add_middleware(CrashPoints)
+app.state.broker.add_middleware(CrashPoints)
+app.add_middleware(LoseAnswers)
 
 __all__ = ["app"]

@@ -3,12 +3,12 @@
 Run with ``faststream run tests.faulty_booking_worker:app``.
 """
 
-from clinic.confirmation import clinic_confirmation
+from clinic.domain.confirmation import clinic_confirmation
 from clinic.handlers.booking import app
-from clinic.topology import broker
 from tests.faults import BuggyClinic, CrashPoints
 
-broker.add_middleware(CrashPoints)
-broker.provider.override(clinic_confirmation, BuggyClinic)
+assert app.broker is not None
+app.broker.add_middleware(CrashPoints)
+app.broker.provider.override(clinic_confirmation, BuggyClinic)
 
 __all__ = ["app"]

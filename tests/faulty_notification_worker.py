@@ -3,12 +3,12 @@
 Run with ``faststream run tests.faulty_notification_worker:app``.
 """
 
-from clinic.emails import default_email_sender
+from clinic.domain.emails import default_email_sender
 from clinic.handlers.notifications import app
-from clinic.topology import broker
 from tests.faults import CrashPoints, MailboxFile
 
-broker.add_middleware(CrashPoints)
-broker.provider.override(default_email_sender, MailboxFile)
+assert app.broker is not None
+app.broker.add_middleware(CrashPoints)
+app.broker.provider.override(default_email_sender, MailboxFile)
 
 __all__ = ["app"]

@@ -2,15 +2,17 @@
 
 import asyncio
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 import aio_pika
 
+from clinic.clock import utcnow
 from clinic.messages import BookingStatus
-from clinic.models import Booking, utcnow
+from clinic.messaging.topology import PARKED
 from clinic.settings import settings
-from clinic.topology import PARKED
+from clinic.store.documents import Booking, OutboxRecord
 
 
 async def queue(channel: aio_pika.abc.AbstractChannel, name: str) -> aio_pika.abc.AbstractQueue:
@@ -34,13 +36,12 @@ def next_monday() -> datetime:
     return datetime.combine(day, datetime.min.time(), settings.zone)
 
 
-async def stored_booking(days: int = 10, *, request_published: bool = False) -> Booking:
+async def stored_booking(days: int = 10) -> Booking:
     """A pending booking in the database, ``days`` ahead; not published anywhere."""
     booking = Booking(
         patient_name="Juan Pérez",
         patient_email="juan@example.com",
         date=(utcnow() + timedelta(days=days)).replace(second=0, microsecond=0),
-        request_published=request_published,
     )
     await booking.insert()
     return booking
@@ -59,3 +60,36 @@ async def parked_messages(
     while (message := await parked.get(fail=False, no_ack=True)) is not None:
         taken.append(message)
     return taken
+
+
+WORK_QUEUES = ("booking_requests", "booking_retry", "email_notifications", "email_retry")
+
+
+def queue_depths(rabbitmqctl: Callable[..., str], column: str = "messages") -> dict[str, int]:
+    """Each queue of a vhost, with its ``messages`` (ready and unacknowledged alike)
+    or another ``rabbitmqctl list_queues`` column, such as ``messages_unacknowledged``."""
+    listed = rabbitmqctl("list_queues", "name", column)
+    depths = {}
+    for line in listed.splitlines():
+        name, _, count = line.rpartition("\t")
+        if count.isdigit():
+            depths[name] = int(count)
+    return depths
+
+
+async def settled(rabbitmqctl: Callable[..., str]) -> bool:
+    """Whether nothing more can happen: every work and retry queue is empty, acks
+    included, and nothing in the outbox is unsent.
+
+    A worker publishes what follows from a message before it acks it, and the relay
+    sends only unsent records: once this holds, no decision or email is on its way.
+    """
+    depths = await asyncio.to_thread(queue_depths, rabbitmqctl)
+    if any(depths.get(name, 0) for name in WORK_QUEUES):
+        return False
+    return await OutboxRecord.find({"due_at": {"$ne": None}}).count() == 0
+
+
+async def wait_until_settled(rabbitmqctl: Callable[..., str], within: float = 30.0) -> None:
+    """Wait until nothing more can happen (see ``settled``)."""
+    await wait_for(lambda: settled(rabbitmqctl), within=within)

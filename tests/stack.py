@@ -18,9 +18,11 @@ from pathlib import Path
 
 import httpx
 
+from clinic.clock import utcnow
 from clinic.embedded_db import free_port
 from clinic.messages import BookingStatus
-from clinic.models import Booking, utcnow
+from clinic.store.documents import Booking
+from tests.integration import queue_depths, wait_until_settled
 from tests.processes import BIN, ROOT, Service, wait_until_up
 
 BOOKING_WORKER = "faststream run tests.faulty_booking_worker:app"
@@ -124,15 +126,29 @@ class Stack:
             assert time.monotonic() < deadline, f"emails missing: {self.emails()}"
             await asyncio.sleep(0.25)
 
-    def queue_depths(self) -> dict[str, int]:
-        """Messages in each queue of the vhost, ready and unacknowledged alike."""
-        listed = self.rabbitmqctl("list_queues", "name", "messages")
-        depths = {}
-        for line in listed.splitlines():
-            name, _, count = line.rpartition("\t")
-            if count.isdigit():
-                depths[name] = int(count)
-        return depths
+    async def wait_for_depths(
+        self, expected: dict[str, int], within: float, column: str = "messages"
+    ) -> dict[str, int]:
+        """Wait until the named queues hold exactly ``expected`` messages; all the depths."""
+        deadline = time.monotonic() + within
+        while True:
+            depths = await asyncio.to_thread(self.queue_depths, column)
+            if all(depths.get(name) == count for name, count in expected.items()):
+                return depths
+            assert time.monotonic() < deadline, f"expected {expected}, queues at {depths}"
+            await asyncio.sleep(0.05)
+
+    def queue_depths(self, column: str = "messages") -> dict[str, int]:
+        """Messages in each queue of the vhost, ready and unacknowledged alike (or ``column``)."""
+        return queue_depths(self.rabbitmqctl, column)
+
+    async def wait_until_settled(self, within: float = 30.0) -> None:
+        """Wait until no decision or email can still be on its way."""
+        await wait_until_settled(self.rabbitmqctl, within)
+
+    async def wait_until_held(self, queue: str, count: int, within: float = 10.0) -> None:
+        """Wait until consumers hold ``count`` messages of ``queue`` unacknowledged."""
+        await self.wait_for_depths({queue: count}, within, column="messages_unacknowledged")
 
 
 async def wait_until_terminal(booking_ids: list[str], within: float = 60.0) -> list[Booking]:

@@ -4,14 +4,16 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
+from unittest.mock import MagicMock
 
 import pytest
+from fastapi import FastAPI
 from httpx import AsyncClient
 from pymongo import AsyncMongoClient
 
-from clinic.api import app
-from clinic.models import Booking, PublishedMessage, utcnow
-from clinic.topology import booking_request_publisher
+from clinic.clock import utcnow
+from clinic.store import outbox
+from clinic.store.documents import Booking, MessageKind, OutboxRecord
 
 pytestmark = pytest.mark.usefixtures("clean_db")
 
@@ -19,7 +21,9 @@ FUTURE = (utcnow() + timedelta(days=30)).strftime("%Y-%m-%dT10:30:00Z")
 VALID = {"patientName": "Juan Pérez", "patientEmail": "juan@example.com", "date": FUTURE}
 
 
-async def test_book_answers_202_with_the_stored_pending_booking(client: AsyncClient) -> None:
+async def test_book_answers_202_with_the_stored_pending_booking(
+    client: AsyncClient, requests_published: MagicMock
+) -> None:
     response = await client.post("/book", json=VALID)
 
     assert response.status_code == 202
@@ -32,8 +36,10 @@ async def test_book_answers_202_with_the_stored_pending_booking(client: AsyncCli
     assert uuid.UUID(body["id"]).version == 4
     assert response.headers["Location"] == f"/booking/{body['id']}"
     # The broker confirmed it, so the outbox relay will not publish it again.
-    assert await PublishedMessage.get(body["id"]) is not None
-    booking_request_publisher.mock.assert_called_once_with({"bookingId": body["id"]})
+    record = await outbox.get(outbox.record_id(MessageKind.REQUEST, body["id"]))
+    assert record is not None
+    assert record.sent_at is not None
+    requests_published.assert_called_once_with({"bookingId": body["id"]})
 
 
 async def test_dates_are_stored_in_utc(client: AsyncClient) -> None:
@@ -69,7 +75,7 @@ BAD_BODIES: list[tuple[str, Any, str]] = [
 
 @pytest.mark.parametrize(("case", "body", "field"), BAD_BODIES, ids=[c for c, _, _ in BAD_BODIES])
 async def test_bad_or_hostile_input_is_422_per_field_and_leaves_nothing(
-    client: AsyncClient, case: str, body: Any, field: str
+    client: AsyncClient, requests_published: MagicMock, case: str, body: Any, field: str
 ) -> None:
     response = await client.post("/book", json=body)
 
@@ -77,17 +83,21 @@ async def test_bad_or_hostile_input_is_422_per_field_and_leaves_nothing(
     errors = response.json()["detail"]
     assert any(err["loc"][-1] == field and err["msg"] for err in errors), errors
     assert await Booking.find_all().count() == 0
-    booking_request_publisher.mock.assert_not_called()
+    assert await OutboxRecord.find_all().count() == 0
+    requests_published.assert_not_called()
 
 
-async def test_body_that_is_not_json_is_422(client: AsyncClient) -> None:
+async def test_body_that_is_not_json_is_422(
+    client: AsyncClient, requests_published: MagicMock
+) -> None:
     response = await client.post(
         "/book", content=b"patientName=Juan", headers={"Content-Type": "application/json"}
     )
     assert response.status_code == 422
     assert response.json()["detail"][0]["type"] == "json_invalid"
     assert await Booking.find_all().count() == 0
-    booking_request_publisher.mock.assert_not_called()
+    assert await OutboxRecord.find_all().count() == 0
+    requests_published.assert_not_called()
 
 
 async def test_get_booking_shows_status_and_timestamps(client: AsyncClient) -> None:
@@ -118,11 +128,13 @@ async def test_health_answers(client: AsyncClient) -> None:
     assert response.json() == {"status": "ok"}
 
 
-async def test_ready_is_503_when_the_database_does_not_answer(client: AsyncClient) -> None:
+async def test_ready_is_503_when_the_database_does_not_answer(
+    api: FastAPI, client: AsyncClient
+) -> None:
     dead: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(
         "mongodb://127.0.0.1:1/?retryWrites=false", serverSelectionTimeoutMS=200
     )
-    app.state.mongo = dead
+    api.state.mongo = dead
     try:
         response = await client.get("/ready")
     finally:

@@ -10,26 +10,25 @@ from typing import Any
 
 import aio_pika
 import pytest
+from fastapi import FastAPI
+from faststream import FastStream
 from httpx import ASGITransport, AsyncClient
 from pymongo import AsyncMongoClient
 
-from clinic.api import app, lifespan
-from clinic.confirmation import clinic_confirmation
+from clinic.api import create_app
+from clinic.api.main import lifespan
+from clinic.clock import utcnow
+from clinic.domain.confirmation import clinic_confirmation
+from clinic.domain.outbox import relay_once
 from clinic.embedded_db import EmbeddedDatabase
-from clinic.handlers import app as workers_app  # noqa: F401  (registers the handlers)
-from clinic.messages import BookAppointment, BookingStatus, BookingStatusChanged
-from clinic.models import Booking, utcnow
-from clinic.outbox import relay_once
-from clinic.retries import PARKED_FROM_HEADER, PARKED_REASON_HEADER
+from clinic.messages import BookingStatus, BookingStatusChanged
+from clinic.messaging.broker import Publishers
+from clinic.messaging.retries import PARKED_FROM_HEADER, PARKED_REASON_HEADER
+from clinic.messaging.topology import BOOKING_REQUESTS, NOTIFICATIONS, declare_topology
 from clinic.settings import settings
-from clinic.topology import (
-    BOOKING_REQUESTS,
-    NOTIFICATIONS_EXCHANGE,
-    booking_request_publisher,
-    broker,
-    declare_topology,
-)
-from tests.conftest import Outbox
+from clinic.store import outbox
+from clinic.store.documents import Booking, MessageKind, OutboxRecord
+from tests.conftest import Mailbox, broker_of, publishers_of, unavailable
 from tests.integration import parked_messages, queue, stored_booking, terminal, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("rabbit_vhost", "clean_db")]
@@ -45,10 +44,10 @@ def request_deaths(headers: dict[str, Any]) -> int:
     )
 
 
-@pytest.mark.usefixtures("workers")
 async def test_failing_booking_is_retried_through_booking_retry_then_parked_and_rejected(
-    outbox: Outbox, rabbit: aio_pika.abc.AbstractChannel
+    workers: FastStream, mailbox: Mailbox, rabbit: aio_pika.abc.AbstractChannel
 ) -> None:
+    broker = broker_of(workers)
     attempts: list[tuple[float, dict[str, Any]]] = []
 
     class ClinicDown:
@@ -58,9 +57,7 @@ async def test_failing_booking_is_retried_through_booking_retry_then_parked_and_
 
     booking = await stored_booking()
     with broker.provider.scope(clinic_confirmation, ClinicDown):
-        await booking_request_publisher.publish(
-            BookAppointment(booking_id=booking.id), correlation_id=booking.id
-        )
+        await publishers_of(workers).request_decision(booking.id)
         rejected = await wait_for(lambda: terminal(booking.id), within=30)
 
     assert rejected.status is BookingStatus.REJECTED
@@ -79,19 +76,19 @@ async def test_failing_booking_is_retried_through_booking_retry_then_parked_and_
     assert "ConnectionError" in str(parked.headers[PARKED_REASON_HEADER])
     assert parked.correlation_id == booking.id
     assert json.loads(parked.body) == {"bookingId": booking.id}
-    await wait_for(lambda: asyncio.sleep(0, result=len(outbox.sent) == 1))
-    assert "could not be booked" in outbox.sent[0].subject
+    await wait_for(lambda: asyncio.sleep(0, result=len(mailbox.sent) == 1))
+    assert "could not be booked" in mailbox.sent[0].subject
 
 
-@pytest.mark.usefixtures("workers")
 async def test_poison_messages_are_parked_at_once_while_others_flow(
-    outbox: Outbox, rabbit: aio_pika.abc.AbstractChannel
+    workers: FastStream, mailbox: Mailbox, rabbit: aio_pika.abc.AbstractChannel
 ) -> None:
+    broker = broker_of(workers)
     good = await stored_booking(days=12)
     started = time.monotonic()
     for body in (b"{not json", b'{"patient": "no bookingId"}', b'{"bookingId": "ghost"}'):
         await broker.publish(body, BOOKING_REQUESTS, content_type="application/json", persist=True)
-    await booking_request_publisher.publish(BookAppointment(booking_id=good.id))
+    await publishers_of(workers).request_decision(good.id)
 
     confirmed = await wait_for(lambda: terminal(good.id))
     parked: list[aio_pika.abc.AbstractIncomingMessage] = []
@@ -112,8 +109,10 @@ async def test_poison_messages_are_parked_at_once_while_others_flow(
     assert requests.declaration_result.message_count == 0
 
 
-@pytest.mark.usefixtures("workers")
-async def test_a_worker_handles_prefetch_bookings_at_once_and_no_more(outbox: Outbox) -> None:
+async def test_a_worker_handles_prefetch_bookings_at_once_and_no_more(
+    workers: FastStream, mailbox: Mailbox
+) -> None:
+    broker = broker_of(workers)
     in_flight, peak = 0, 0
     release = asyncio.Event()
 
@@ -130,7 +129,7 @@ async def test_a_worker_handles_prefetch_bookings_at_once_and_no_more(outbox: Ou
     bookings = [await stored_booking(days=40 + i) for i in range(settings.prefetch * 2 + 1)]
     with broker.provider.scope(clinic_confirmation, BusyClinic):
         for booking in bookings:
-            await booking_request_publisher.publish(BookAppointment(booking_id=booking.id))
+            await publishers_of(workers).request_decision(booking.id)
         await wait_for(lambda: asyncio.sleep(0, result=in_flight == settings.prefetch))
         await asyncio.sleep(0.5)  # room for a worker that ignores prefetch to take more
         assert peak == settings.prefetch
@@ -141,14 +140,13 @@ async def test_a_worker_handles_prefetch_bookings_at_once_and_no_more(outbox: Ou
             ).status is BookingStatus.CONFIRMED
 
 
-@pytest.mark.usefixtures("workers")
 async def test_status_changes_reach_every_queue_bound_to_the_fanout(
-    outbox: Outbox, rabbit: aio_pika.abc.AbstractChannel
+    workers: FastStream, mailbox: Mailbox, rabbit: aio_pika.abc.AbstractChannel
 ) -> None:
     audit = await rabbit.declare_queue(exclusive=True)
-    await audit.bind(NOTIFICATIONS_EXCHANGE.name)
+    await audit.bind(NOTIFICATIONS.name)
     booking = await stored_booking(days=14)
-    await booking_request_publisher.publish(BookAppointment(booking_id=booking.id))
+    await publishers_of(workers).request_decision(booking.id)
 
     message = await wait_for(lambda: audit.get(fail=False, no_ack=True))
     event = BookingStatusChanged.model_validate_json(message.body)
@@ -156,26 +154,32 @@ async def test_status_changes_reach_every_queue_bound_to_the_fanout(
     assert event.status is BookingStatus.CONFIRMED
     assert message.delivery_mode == aio_pika.DeliveryMode.PERSISTENT
     assert message.correlation_id == booking.id
-    await wait_for(lambda: asyncio.sleep(0, result=len(outbox.sent) == 1))
-    assert outbox.sent[0].to == "juan@example.com"
+    await wait_for(lambda: asyncio.sleep(0, result=len(mailbox.sent) == 1))
+    assert mailbox.sent[0].to == "juan@example.com"
 
 
 @pytest.fixture
-async def api(
+async def live_app(
     clean_db: AsyncMongoClient[Any], rabbit: aio_pika.abc.AbstractChannel
-) -> AsyncIterator[AsyncClient]:
+) -> AsyncIterator[FastAPI]:
     """The API with its real lifespan: real broker connection, its own database client."""
-    async with (
-        lifespan(app),
-        AsyncClient(transport=ASGITransport(app=app), base_url="http://clinic") as client,
-    ):
+    app = create_app()
+    async with lifespan(app):
+        yield app
+
+
+@pytest.fixture
+async def live_api(live_app: FastAPI) -> AsyncIterator[AsyncClient]:
+    """An HTTP client of the live API."""
+    transport = ASGITransport(app=live_app)
+    async with AsyncClient(transport=transport, base_url="http://clinic") as client:
         yield client
 
 
 async def test_accepted_booking_is_queued_persistently(
-    api: AsyncClient, rabbit: aio_pika.abc.AbstractChannel
+    live_api: AsyncClient, rabbit: aio_pika.abc.AbstractChannel
 ) -> None:
-    response = await api.post(
+    response = await live_api.post(
         "/book", json={"patientName": "Ana", "patientEmail": "ana@example.com", "date": FUTURE}
     )
     assert response.status_code == 202
@@ -187,18 +191,25 @@ async def test_accepted_booking_is_queued_persistently(
     assert message.correlation_id == booking_id
 
 
-async def test_ready_checks_broker_and_database(api: AsyncClient) -> None:
-    response = await api.get("/ready")
+async def test_ready_checks_broker_and_database(live_api: AsyncClient) -> None:
+    response = await live_api.get("/ready")
     assert response.status_code == 200
     assert response.json() == {"status": "ready", "broker": "up", "database": "up"}
 
 
 async def test_booking_stays_accepted_when_its_publish_fails_and_the_relay_publishes_it(
-    api: AsyncClient, rabbit: aio_pika.abc.AbstractChannel
+    live_app: FastAPI,
+    live_api: AsyncClient,
+    rabbit: aio_pika.abc.AbstractChannel,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    publishers: Publishers = live_app.state.publishers
+    # A grace period no test run outlasts: the relay must leave the request alone.
+    monkeypatch.setattr(settings, "outbox_grace", 600)
     await rabbit.queue_delete(BOOKING_REQUESTS.name)
     try:
-        response = await api.post(
+        response = await live_api.post(
             "/book", json={"patientName": "Ana", "patientEmail": "ana@example.com", "date": FUTURE}
         )
     finally:
@@ -209,38 +220,42 @@ async def test_booking_stays_accepted_when_its_publish_fails_and_the_relay_publi
     booking_id = response.json()["id"]
     [booking] = await Booking.find_all().to_list()
     assert booking.status is BookingStatus.PENDING
-    assert booking.request_published is False
-    assert booking.publish_error is not None
-    assert "NO_ROUTE" in booking.publish_error
+    record = await outbox.get(outbox.record_id(MessageKind.REQUEST, booking_id))
+    assert record is not None
+    assert record.sent_at is None, "recorded as published"
+    [warning] = [r for r in caplog.records if "request not published yet" in r.getMessage()]
+    assert "NO_ROUTE" in warning.getMessage()
     requests = await queue(rabbit, BOOKING_REQUESTS.name)
     assert requests.declaration_result.message_count == 0
 
-    assert await relay_once() == 0, "published before its grace period was over"
-    await asyncio.sleep(settings.outbox_grace)
-    assert await relay_once() == 1
-    assert await relay_once() == 0, "published twice"
+    assert await relay_once(publishers) == 0, "published before its grace period was over"
+    await OutboxRecord.get_pymongo_collection().update_one(
+        {"_id": record.id}, {"$set": {"due_at": utcnow() - timedelta(seconds=1)}}
+    )  # the grace period is over
+    assert await relay_once(publishers) == 1
+    assert await relay_once(publishers) == 0, "published twice"
     message = await wait_for(lambda: requests.get(fail=False, no_ack=True))
     assert json.loads(message.body) == {"bookingId": booking_id}
     assert message.delivery_mode == aio_pika.DeliveryMode.PERSISTENT
     assert message.correlation_id == booking_id
-    stored = await Booking.get(booking_id)
-    assert stored is not None
-    assert stored.request_published is True
+    settled = await outbox.get(outbox.record_id(MessageKind.REQUEST, booking_id))
+    assert settled is not None
+    assert settled.sent_at is not None
 
 
 async def test_database_down_answers_503_json_and_publishes_nothing(
-    api: AsyncClient,
+    live_api: AsyncClient,
     mongo_server: EmbeddedDatabase | None,
     rabbit: aio_pika.abc.AbstractChannel,
 ) -> None:
     if mongo_server is None:
-        pytest.skip("stops the test session's own database server")
+        unavailable("stops the test session's own database server: unset CLINIC_MONGO_URL")
     mongo_server.stop()
     try:
-        response = await api.post(
+        response = await live_api.post(
             "/book", json={"patientName": "Ana", "patientEmail": "ana@example.com", "date": FUTURE}
         )
-        ready = await api.get("/ready")
+        ready = await live_api.get("/ready")
     finally:
         mongo_server.start()
     assert response.status_code == 503

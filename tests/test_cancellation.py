@@ -1,26 +1,37 @@
-"""Cancelling and idempotent booking, through the API with in-memory workers."""
+"""Cancelling and idempotent booking, through the API (with both handlers where they say so)."""
 
 import asyncio
 from datetime import timedelta
+from unittest.mock import MagicMock
 
 import pytest
+from faststream import FastStream
+from faststream.rabbit import TestRabbitBroker
 from httpx import AsyncClient
 
-from clinic.handlers import app as workers_app  # noqa: F401  (registers both handlers)
-from clinic.idempotency import claim_key
+from clinic.api.routes.bookings import fingerprint
+from clinic.api.schemas import BookingRequest
+from clinic.clock import utcnow
+from clinic.domain.cancellation import cancel
+from clinic.domain.confirmation import clinic_confirmation
+from clinic.domain.outbox import relay_once
+from clinic.handlers import worker_app
 from clinic.messages import BookingStatus
-from clinic.models import Booking, IdempotencyKey, SlotClaim, utcnow
-from clinic.outbox import relay_once
-from clinic.schemas import BookingRequest
 from clinic.settings import settings
-from clinic.topology import booking_request_publisher, status_publisher
-from tests.conftest import Outbox
+from clinic.store import outbox
+from clinic.store.documents import Booking, IdempotencyKey, MessageKind, OutboxRecord, SlotClaim
+from clinic.store.idempotency import claim_key
+from tests.conftest import Mailbox, broker_of, publishers_of
 
 pytestmark = pytest.mark.usefixtures("clean_db")
 
 
+THIS_MINUTE = utcnow().replace(second=0, microsecond=0)
+"""Read once, so that two bookings meant for one time cannot straddle a minute."""
+
+
 def body(minutes: int = 0, name: str = "Juan Pérez") -> dict[str, str]:
-    when = (utcnow() + timedelta(days=10, minutes=minutes)).replace(second=0, microsecond=0)
+    when = THIS_MINUTE + timedelta(days=10, minutes=minutes)
     return {
         "patientName": name,
         "patientEmail": "juan@example.com",
@@ -30,8 +41,9 @@ def body(minutes: int = 0, name: str = "Juan Pérez") -> dict[str, str]:
 
 
 async def test_cancelling_a_confirmed_booking_frees_its_slot_and_tells_the_patient(
-    client: AsyncClient, outbox: Outbox
+    client_and_handlers: AsyncClient, mailbox: Mailbox
 ) -> None:
+    client = client_and_handlers
     booked = (await client.post("/book", json=body())).json()
     assert (await client.get(f"/booking/{booked['id']}")).json()["status"] == "confirmed"
 
@@ -40,7 +52,7 @@ async def test_cancelling_a_confirmed_booking_frees_its_slot_and_tells_the_patie
 
     assert cancelled.status_code == 200
     assert cancelled.json()["status"] == "cancelled"
-    assert [e.subject.split(" (")[0] for e in outbox.sent] == [
+    assert [e.subject.split(" (")[0] for e in mailbox.sent] == [
         "Your appointment is confirmed",
         "Your appointment is cancelled",
         "Your appointment is confirmed",
@@ -51,29 +63,44 @@ async def test_cancelling_a_confirmed_booking_frees_its_slot_and_tells_the_patie
 
 
 async def test_a_cancelled_pending_booking_is_skipped_by_the_worker(
-    client: AsyncClient, outbox: Outbox
+    client_and_handlers: AsyncClient, both_handlers: FastStream, mailbox: Mailbox
 ) -> None:
+    reviewed: list[str] = []
+
+    class RecordingClinic:
+        async def review(self, booking: Booking) -> None:
+            reviewed.append(booking.id)
+
+    # On a slot of the doctor's, so a worker that did not skip it would claim it.
+    when = THIS_MINUTE + timedelta(days=3)
     booking = Booking(
-        patient_name="Ana Ruiz",
-        patient_email="ana@example.com",
-        date=utcnow() + timedelta(days=3),
-        doctor_id="dr-test",
+        patient_name="Ana Ruiz", patient_email="ana@example.com", date=when, doctor_id="dr-test"
     )
     await booking.insert()
-    await client.delete(f"/booking/{booking.id}")  # before any worker saw it
+    cancelled = await client_and_handlers.delete(f"/booking/{booking.id}")  # before any worker
+    publishers = publishers_of(both_handlers)
 
-    await booking_request_publisher.publish({"bookingId": booking.id})
+    assert both_handlers.broker is not None
+    with both_handlers.broker.provider.scope(clinic_confirmation, RecordingClinic):
+        await publishers.request_decision(booking.id)
 
+    assert cancelled.status_code == 200
+    assert cancelled.json()["status"] == "cancelled"
+    assert reviewed == [], "the worker asked the clinic about a cancelled booking"
     current = await Booking.get(booking.id)
     assert current is not None
     assert current.status is BookingStatus.CANCELLED
     assert await SlotClaim.find_all().count() == 0
-    assert [e.subject.split(" (")[0] for e in outbox.sent] == ["Your appointment is cancelled"]
+    announced = publishers.status_changes.mock
+    assert announced is not None
+    assert [c.args[0]["status"] for c in announced.call_args_list] == ["cancelled"]
+    assert [e.subject.split(" (")[0] for e in mailbox.sent] == ["Your appointment is cancelled"]
 
 
 async def test_cancelling_twice_is_harmless_and_a_rejected_booking_cannot_be(
-    client: AsyncClient, outbox: Outbox
+    client_and_handlers: AsyncClient, both_handlers: FastStream, mailbox: Mailbox
 ) -> None:
+    client = client_and_handlers
     kept = (await client.post("/book", json=body())).json()
     rejected = (await client.post("/book", json=body(name="José Ñúñez"))).json()
 
@@ -88,35 +115,42 @@ async def test_cancelling_twice_is_harmless_and_a_rejected_booking_cannot_be(
     assert refused.json() == {"detail": "A rejected booking cannot be cancelled."}
     assert (await client.get(f"/booking/{rejected['id']}")).json()["status"] == "rejected"
     assert unknown.status_code == 404
-    assert sum("cancelled" in e.subject for e in outbox.sent) == 1
+    assert sum("cancelled" in e.subject for e in mailbox.sent) == 1
+    announced = publishers_of(both_handlers).status_changes.mock
+    assert announced is not None
+    statuses = [c.args[0]["status"] for c in announced.call_args_list]
+    assert statuses.count("cancelled") == 1, "the second cancel announced it again"
 
 
 async def test_the_relay_announces_a_cancellation_whose_publish_was_lost() -> None:
     booking = Booking(
-        patient_name="Ana Ruiz",
-        patient_email="ana@example.com",
-        date=utcnow() + timedelta(days=3),
-        status=BookingStatus.CANCELLED,
-        request_published=True,
-        announce_after=utcnow() - timedelta(seconds=1),
+        patient_name="Ana Ruiz", patient_email="ana@example.com", date=utcnow() + timedelta(days=3)
     )
     await booking.insert()
-    from faststream.rabbit import TestRabbitBroker
+    await cancel(booking.id)  # and the process died before it announced the cancellation
+    record_id = outbox.record_id(MessageKind.STATUS, booking.id, BookingStatus.CANCELLED)
+    await OutboxRecord.get_pymongo_collection().update_one(
+        {"_id": record_id}, {"$set": {"due_at": utcnow() - timedelta(seconds=1)}}
+    )
+    relay = worker_app("relay under test")
+    publishers = publishers_of(relay)
 
-    from clinic.topology import broker
+    async with TestRabbitBroker(broker_of(relay)):
+        assert await relay_once(publishers) == 1
+        assert await relay_once(publishers) == 0
+        announced = publishers.status_changes.mock
+        assert announced is not None
+        [call] = announced.call_args_list
+        assert call.args[0]["status"] == "cancelled"
 
-    async with TestRabbitBroker(broker):
-        assert await relay_once() == 1
-        assert await relay_once() == 0
-        status_publisher.mock.assert_called_once()
-
-    current = await Booking.get(booking.id)
-    assert current is not None
-    assert current.notified_status is BookingStatus.CANCELLED
-    assert current.announce_after is None
+    record = await outbox.get(record_id)
+    assert record is not None
+    assert record.sent_at is not None
 
 
-async def test_the_same_idempotency_key_and_body_books_once(client: AsyncClient) -> None:
+async def test_the_same_idempotency_key_and_body_books_once(
+    client: AsyncClient, requests_published: MagicMock
+) -> None:
     key = {"Idempotency-Key": "7f1c3e9a-double-click"}
     first = await client.post("/book", json=body(), headers=key)
     # The same request again, sent differently: other key order and spacing in the name.
@@ -129,7 +163,7 @@ async def test_the_same_idempotency_key_and_body_books_once(client: AsyncClient)
     assert again.json()["id"] == first.json()["id"]
     assert again.headers["Location"] == f"/booking/{first.json()['id']}"
     assert await Booking.find_all().count() == 1
-    booking_request_publisher.mock.assert_called_once()
+    requests_published.assert_called_once()
 
 
 async def test_an_idempotency_key_with_another_body_is_refused(client: AsyncClient) -> None:
@@ -165,7 +199,7 @@ async def test_a_retry_after_a_lost_first_attempt_books_once_under_the_same_id(
 ) -> None:
     # The first attempt claimed the key, then its answer was lost (a 503, a timeout).
     request = BookingRequest.model_validate(body())
-    assert await claim_key("key-3", request, "first-attempt-id") is None
+    assert await claim_key("key-3", fingerprint(request), "first-attempt-id") is None
 
     retried = await client.post("/book", json=body(), headers={"Idempotency-Key": "key-3"})
     again = await client.post("/book", json=body(), headers={"Idempotency-Key": "key-3"})

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.conftest import unavailable
 from tests.processes import BIN
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -75,8 +76,9 @@ def test_compose_has_no_default_guest_credentials() -> None:
     assert "${RABBITMQ_PASSWORD:?" in text
 
 
-@pytest.mark.skipif(shutil.which("docker-compose") is None, reason="docker-compose not installed")
 def test_docker_compose_accepts_the_file(tmp_path: Path) -> None:
+    if shutil.which("docker-compose") is None:
+        unavailable("docker-compose is not installed (apt-get install docker-compose)")
     env_file = tmp_path / ".env"
     env_file.write_text((ROOT / ".env.example").read_text())
     result = subprocess.run(

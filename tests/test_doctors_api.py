@@ -2,13 +2,13 @@
 
 from datetime import UTC
 from pathlib import Path
+from unittest.mock import MagicMock
 
 import pytest
 from httpx import AsyncClient
 
-from clinic.doctors import read_seed, seed_doctors
-from clinic.models import Booking, Doctor, SlotClaim
-from clinic.topology import booking_request_publisher
+from clinic.api.seed import read_seed, seed_doctors
+from clinic.store.documents import Booking, Doctor, OutboxRecord, SlotClaim
 from tests.conftest import STAFF
 from tests.integration import next_monday
 
@@ -127,13 +127,18 @@ async def test_availability_leaves_out_pending_and_confirmed_slots(client: Async
 
 async def test_unknown_doctors_are_404_and_bad_days_422(client: AsyncClient) -> None:
     assert (await client.get("/doctors/nobody")).status_code == 404
+    changed = await client.patch("/doctors/nobody", json={"slotMinutes": 20}, headers=STAFF)
+    assert changed.status_code == 404
+    assert changed.json() == {"detail": "No doctor with this id."}
+    assert (await client.delete("/doctors/nobody", headers=STAFF)).status_code == 404
+    assert await Doctor.find_all().count() == 1  # nothing was created by the attempts
     assert (await client.get("/doctors/nobody/availability?date=2030-01-07")).status_code == 404
     assert (await client.get("/doctors/dr-test/availability?date=2030-13-01")).status_code == 422
     assert (await client.get("/doctors/dr-test/availability")).status_code == 422
 
 
 async def test_booking_an_unknown_or_inactive_doctor_is_refused_and_stores_nothing(
-    client: AsyncClient,
+    client: AsyncClient, requests_published: MagicMock
 ) -> None:
     await client.post("/doctors", json=NEW_DOCTOR | {"active": False}, headers=STAFF)
     body = {
@@ -148,4 +153,24 @@ async def test_booking_an_unknown_or_inactive_doctor_is_refused_and_stores_nothi
     assert [a.status_code for a in answers] == [422] * 4
     assert "No active doctor" in str(answers[0].json()["detail"])
     assert await Booking.find_all().count() == 0
-    booking_request_publisher.mock.assert_not_called()
+    assert await OutboxRecord.find_all().count() == 0
+    requests_published.assert_not_called()
+
+
+async def test_booked_appointments_stay_booked_after_their_doctor_is_deactivated(
+    client_and_handlers: AsyncClient,
+) -> None:
+    client = client_and_handlers
+    await client.post("/doctors", json=NEW_DOCTOR, headers=STAFF)
+    nine = next_monday().replace(hour=9)
+    body = {"patientName": "Ana Ruiz", "patientEmail": "ana@example.com", "date": nine.isoformat()}
+    booked = (await client.post("/book", json=body | {"doctorId": "dra-garcia"})).json()
+    assert (await client.get(f"/booking/{booked['id']}")).json()["status"] == "confirmed"
+
+    deactivated = await client.delete("/doctors/dra-garcia", headers=STAFF)
+
+    assert deactivated.status_code == 200
+    assert deactivated.json()["active"] is False
+    assert (await client.get(f"/booking/{booked['id']}")).json()["status"] == "confirmed"
+    [claim] = await SlotClaim.find_all().to_list()
+    assert claim.booking_id == booked["id"]

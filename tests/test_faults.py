@@ -13,9 +13,10 @@ import aio_pika
 import pytest
 
 from clinic.messages import BookAppointment, BookingStatus
-from clinic.models import Booking, EmailClaim
+from clinic.messaging.topology import BOOKING_REQUESTS
 from clinic.settings import settings
-from clinic.topology import BOOKING_REQUESTS
+from clinic.store import outbox
+from clinic.store.documents import Booking, MessageKind, OutboxRecord
 from tests.conftest import vhost_rabbitmqctl
 from tests.integration import parked_messages
 from tests.stack import Stack, log_count, wait_until_terminal
@@ -39,7 +40,7 @@ async def decided_once(stack: Stack, booking_id: str) -> Booking:
     """The booking, checked to be terminal and emailed exactly once."""
     [booking] = await wait_until_terminal([booking_id])
     await stack.wait_for_emails([booking_id])
-    await asyncio.sleep(1.5)  # room for a second email, if one were coming
+    await stack.wait_until_settled()  # past the point where a second email could come
     assert stack.emails()[booking_id] == 1, stack.emails()
     return booking
 
@@ -50,7 +51,7 @@ async def test_booking_worker_killed_during_the_confirmation_delay(stack: Stack)
     first = stack.booking_worker("booking-1", **SLOW_CONFIRMATION)
     await stack.wait_until_ready()
     [booking_id] = await stack.book()
-    await asyncio.sleep(1.5)  # the worker is waiting for the clinic
+    await stack.wait_until_held(BOOKING_REQUESTS.name, 1)  # the worker waits for the clinic
     assert (await Booking.get(booking_id)).status is BookingStatus.PENDING  # type: ignore[union-attr]
 
     first.kill()
@@ -84,7 +85,9 @@ async def test_worker_killed_after_storing_the_decision_before_announcing_it(
     assert booking is not None
     assert booking.updated_at == stored.updated_at, "decided a second time"
     # The redelivered request announced it: nothing was left for the relay.
-    assert booking.announce_after is None
+    record = await outbox.get(outbox.record_id(MessageKind.STATUS, booking_id, booking.status))
+    assert record is not None
+    assert record.sent_at is not None
 
 
 async def test_notification_worker_killed_after_sending_before_acking(stack: Stack) -> None:
@@ -120,11 +123,15 @@ async def test_notification_worker_killed_mid_send_retries_the_unfinished_send(
     first.kill()
     stack.notification_worker("notifications-2")
 
-    await decided_once(stack, booking_id)
-    [claim] = await EmailClaim.find(EmailClaim.booking_id == booking_id).to_list()
-    assert claim.sent
-    assert claim.attempts == 2
-    assert (claim.sent_at - claim.claimed_at).total_seconds() >= 0  # type: ignore[operator]
+    booking = await decided_once(stack, booking_id)
+    [record] = await OutboxRecord.find(
+        OutboxRecord.booking_id == booking_id, OutboxRecord.kind == MessageKind.EMAIL
+    ).to_list()
+    assert record.sent_at is not None
+    assert record.attempts == 2
+    # Taken over only once the dead worker's send had had its time.
+    waited = (record.sent_at - booking.updated_at).total_seconds()
+    assert waited >= settings.email_send_timeout
 
 
 async def test_api_killed_between_storing_and_publishing_the_relay_publishes(
@@ -138,9 +145,9 @@ async def test_api_killed_between_storing_and_publishing_the_relay_publishes(
 
     assert await stack.wait_for_marker("before_request_publish") == booking_id
     api.kill()
-    stored = await Booking.get(booking_id)
-    assert stored is not None
-    assert stored.request_published is False
+    record = await outbox.get(outbox.record_id(MessageKind.REQUEST, booking_id))
+    assert record is not None
+    assert record.sent_at is None
 
     booking = await decided_once(stack, booking_id)
     assert booking.status is BookingStatus.CONFIRMED
@@ -216,7 +223,7 @@ async def test_duplicate_requests_and_a_twice_replayed_parking_queue(
         replay = await asyncio.to_thread(stack.clinic, "parked", "replay", "--all")
         assert replay.returncode == 0, replay.stderr
 
-    await asyncio.sleep(2)
+    await stack.wait_until_settled()
     again = await Booking.get(booking_id)
     assert again is not None
     assert again.updated_at == booking.updated_at
@@ -234,7 +241,8 @@ async def test_sigterm_under_load_finishes_in_flight_bookings_and_loses_none(
     first = stack.booking_worker("booking-1", **graceful)
     await stack.wait_until_ready()
     ids = await stack.book(3 * settings.prefetch)
-    await asyncio.sleep(1)  # the first prefetch bookings are in the confirmation delay
+    # The first prefetch bookings are in the confirmation delay.
+    await stack.wait_until_held(BOOKING_REQUESTS.name, settings.prefetch)
 
     took = first.terminate(timeout=30)
     assert took < 10 + 3, f"took {took:.1f}s to stop"
@@ -244,7 +252,7 @@ async def test_sigterm_under_load_finishes_in_flight_bookings_and_loses_none(
 
     await wait_until_terminal(ids, within=60)
     await stack.wait_for_emails(ids)
-    await asyncio.sleep(1)
+    await stack.wait_until_settled()
     for booking_id in ids:
         decisions = log_count(first.log, f"booking {booking_id} confirmed") + log_count(
             second.log, f"booking {booking_id} confirmed"

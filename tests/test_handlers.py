@@ -1,40 +1,62 @@
-"""Booking and notification handlers, in memory (TestRabbitBroker) on the real database."""
+"""Both handlers, in memory (TestRabbitBroker) on the real database."""
 
 import asyncio
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
+from unittest.mock import MagicMock
 
 import pytest
-from faststream.rabbit import TestRabbitBroker
+from faststream import FastStream
+from faststream.rabbit import RabbitBroker, TestRabbitBroker
 
-from clinic.booking import decide
-from clinic.confirmation import clinic_confirmation
-from clinic.handlers import app  # noqa: F401  (registers both handlers on the broker)
+from clinic.clock import utcnow
+from clinic.domain.confirmation import clinic_confirmation
+from clinic.domain.decisions import decide
+from clinic.domain.scheduling import local_time
 from clinic.messages import BookAppointment, BookingStatus, RejectionCode
-from clinic.models import Booking, SlotClaim, utcnow
-from clinic.scheduling import local_time
-from clinic.topology import (
-    BOOKING_REQUESTS,
-    broker,
-    parking_publisher,
-    status_publisher,
-)
-from tests.conftest import Outbox
+from clinic.messaging.broker import Publishers
+from clinic.messaging.topology import BOOKING_REQUESTS
+from clinic.store.documents import Booking, SlotClaim
+from tests.conftest import Mailbox, broker_of, publishers_of
 
 pytestmark = pytest.mark.usefixtures("clean_db")
+
+
+@pytest.fixture
+async def broker(both_handlers: FastStream) -> AsyncIterator[RabbitBroker]:
+    """The broker of both handlers, in memory."""
+    async with TestRabbitBroker(broker_of(both_handlers)) as broker:
+        yield broker
+
+
+@pytest.fixture
+def publishers(both_handlers: FastStream) -> Publishers:
+    return publishers_of(both_handlers)
+
+
+def mock_of(publishers: Publishers, name: str) -> MagicMock:
+    """What the handlers published through one publisher (``status_changes``, ``parked``)."""
+    mock: MagicMock | None = getattr(publishers, name).mock
+    assert mock is not None
+    return mock
+
+
+THIS_MINUTE = utcnow().replace(second=0, microsecond=0)
+"""Read once, so that two bookings meant for one time cannot straddle a minute."""
 
 
 async def stored(date_offset: timedelta, name: str = "Juan Pérez") -> Booking:
     booking = Booking(
         patient_name=name,
         patient_email="juan@example.com",
-        date=(utcnow() + date_offset).replace(second=0, microsecond=0),
+        date=THIS_MINUTE + date_offset,
     )
     await booking.insert()
     return booking
 
 
-async def request(booking: Booking) -> None:
+async def request(broker: RabbitBroker, booking: Booking) -> None:
     await broker.publish(
         BookAppointment(booking_id=booking.id), BOOKING_REQUESTS, correlation_id=booking.id
     )
@@ -46,20 +68,20 @@ async def status_of(booking: Booking) -> Booking:
     return current
 
 
-async def test_future_booking_is_confirmed_and_patient_emailed(outbox: Outbox) -> None:
+async def test_future_booking_is_confirmed_and_patient_emailed(
+    broker: RabbitBroker, publishers: Publishers, mailbox: Mailbox
+) -> None:
     booking = await stored(timedelta(days=7))
-    async with TestRabbitBroker(broker):
-        await request(booking)
-        status_publisher.mock.assert_called_once()
-        event = status_publisher.mock.call_args.args[0]
+    await request(broker, booking)
+    mock_of(publishers, "status_changes").assert_called_once()
+    event = mock_of(publishers, "status_changes").call_args.args[0]
 
     current = await status_of(booking)
     assert current.status is BookingStatus.CONFIRMED
     assert current.reason is None
-    assert current.announce_after is None  # announced: nothing left for the outbox relay
     assert event["bookingId"] == booking.id
     assert event["status"] == "confirmed"
-    [email] = outbox.sent
+    [email] = mailbox.sent
     assert email.to == "juan@example.com"
     assert "confirmed" in email.subject
     assert local_time(booking.date).strftime("%H:%M") in email.body  # the clinic's time
@@ -68,49 +90,48 @@ async def test_future_booking_is_confirmed_and_patient_emailed(outbox: Outbox) -
     assert booking.id in email.body
 
 
-async def test_past_booking_is_rejected_with_reason(outbox: Outbox) -> None:
+async def test_past_booking_is_rejected_with_reason(broker: RabbitBroker, mailbox: Mailbox) -> None:
     booking = await stored(-timedelta(hours=1))
-    async with TestRabbitBroker(broker):
-        await request(booking)
+    await request(broker, booking)
 
     current = await status_of(booking)
     assert current.status is BookingStatus.REJECTED
     assert current.reason_code is RejectionCode.DATE_IN_PAST
     assert current.reason == "The appointment date is in the past."
-    [email] = outbox.sent
+    [email] = mailbox.sent
     assert "could not be booked" in email.subject
     assert "in the past" in email.body
 
 
-async def test_second_booking_for_a_confirmed_time_is_rejected(outbox: Outbox) -> None:
+async def test_second_booking_for_a_confirmed_time_is_rejected(
+    broker: RabbitBroker, mailbox: Mailbox
+) -> None:
     first = await stored(timedelta(days=3))
     second = await stored(timedelta(days=3), name="José Ñúñez")
     assert first.date == second.date
-    async with TestRabbitBroker(broker):
-        await request(first)
-        await request(second)
+    await request(broker, first)
+    await request(broker, second)
 
     assert (await status_of(first)).status is BookingStatus.CONFIRMED
     rejected = await status_of(second)
     assert rejected.status is BookingStatus.REJECTED
     assert rejected.reason_code is RejectionCode.SLOT_TAKEN
-    assert [e.to for e in outbox.sent] == ["juan@example.com", "juan@example.com"]
+    assert [e.to for e in mailbox.sent] == ["juan@example.com", "juan@example.com"]
 
 
 async def test_redelivered_request_changes_nothing_and_sends_nothing_twice(
-    outbox: Outbox,
+    broker: RabbitBroker, publishers: Publishers, mailbox: Mailbox
 ) -> None:
     booking = await stored(timedelta(days=2))
-    async with TestRabbitBroker(broker):
-        await request(booking)
-        first = await status_of(booking)
-        await request(booking)
-        assert status_publisher.mock.call_count == 1
+    await request(broker, booking)
+    first = await status_of(booking)
+    await request(broker, booking)
+    assert mock_of(publishers, "status_changes").call_count == 1
 
     again = await status_of(booking)
     assert again.status is BookingStatus.CONFIRMED
     assert again.updated_at == first.updated_at
-    assert len(outbox.sent) == 1
+    assert len(mailbox.sent) == 1
 
 
 async def test_racing_workers_confirm_a_booking_once() -> None:
@@ -128,14 +149,17 @@ async def test_two_bookings_racing_for_one_time_get_one_confirmation() -> None:
     assert statuses == ["confirmed"] + ["rejected"] * 5
 
 
-async def test_unknown_booking_is_parked_at_once() -> None:
-    async with TestRabbitBroker(broker):
-        await broker.publish(BookAppointment(booking_id="no-such-booking"), BOOKING_REQUESTS)
-        parking_publisher.mock.assert_called_once()
-        status_publisher.mock.assert_not_called()
+async def test_unknown_booking_is_parked_at_once(
+    broker: RabbitBroker, publishers: Publishers
+) -> None:
+    await broker.publish(BookAppointment(booking_id="no-such-booking"), BOOKING_REQUESTS)
+    mock_of(publishers, "parked").assert_called_once()
+    mock_of(publishers, "status_changes").assert_not_called()
 
 
-async def test_clinic_failure_on_the_last_attempt_rejects_the_booking(outbox: Outbox) -> None:
+async def test_clinic_failure_on_the_last_attempt_rejects_the_booking(
+    broker: RabbitBroker, publishers: Publishers, mailbox: Mailbox
+) -> None:
     class ClinicDown:
         async def review(self, booking: Booking) -> None:
             raise ConnectionError("clinic system unreachable")
@@ -145,14 +169,13 @@ async def test_clinic_failure_on_the_last_attempt_rejects_the_booking(outbox: Ou
         "x-death": [{"queue": "booking_requests", "reason": "rejected", "count": 3}]
     }
     with broker.provider.scope(clinic_confirmation, ClinicDown):
-        async with TestRabbitBroker(broker):
-            await broker.publish(
-                BookAppointment(booking_id=booking.id), BOOKING_REQUESTS, headers=last_attempt
-            )
-            parking_publisher.mock.assert_called_once()
+        await broker.publish(
+            BookAppointment(booking_id=booking.id), BOOKING_REQUESTS, headers=last_attempt
+        )
+    mock_of(publishers, "parked").assert_called_once()
 
     current = await status_of(booking)
     assert current.status is BookingStatus.REJECTED
     assert current.reason == "processing failed"
-    assert [e.subject for e in outbox.sent] == [outbox.sent[0].subject]
-    assert "could not be booked" in outbox.sent[0].subject
+    assert [e.subject for e in mailbox.sent] == [mailbox.sent[0].subject]
+    assert "could not be booked" in mailbox.sent[0].subject

@@ -5,9 +5,10 @@ from datetime import timedelta
 
 import pytest
 
-from clinic.batching import Batched
-from clinic.intake import booking_inserts
-from clinic.models import Booking, utcnow
+from clinic.clock import utcnow
+from clinic.store import bookings
+from clinic.store.batching import Batched
+from clinic.store.documents import Booking
 
 pytestmark = pytest.mark.usefixtures("clean_db")
 
@@ -25,7 +26,7 @@ def booking(n: int, booking_id: str | None = None) -> Booking:
 async def test_each_insert_returns_once_its_booking_is_stored() -> None:
     async def insert_and_read(n: int) -> Booking | None:
         new = booking(n)
-        await booking_inserts.run(new)
+        await bookings.insert(new)
         return await Booking.get(new.id)
 
     found = await asyncio.gather(*(insert_and_read(n) for n in range(60)))
@@ -39,8 +40,8 @@ async def test_a_failing_booking_fails_alone() -> None:
     await taken.insert()
 
     results = await asyncio.gather(
-        *(booking_inserts.run(booking(n)) for n in range(1, 5)),
-        booking_inserts.run(booking(5, "same-id")),
+        *(bookings.insert(booking(n)) for n in range(1, 5)),
+        bookings.insert(booking(5, "same-id")),
         return_exceptions=True,
     )
 

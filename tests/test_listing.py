@@ -7,9 +7,10 @@ from typing import Any
 import pytest
 from httpx import AsyncClient
 
-from clinic.listing import BookingFilter, page_cursor
+from clinic.clock import utcnow
 from clinic.messages import BookingStatus
-from clinic.models import Booking, utcnow
+from clinic.store.documents import Booking
+from clinic.store.listing import BookingFilter, page_cursor
 from tests.conftest import STAFF
 
 pytestmark = pytest.mark.usefixtures("clean_db")

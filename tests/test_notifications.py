@@ -1,20 +1,29 @@
-"""The notification worker emails once per status change, in memory on the real database."""
+"""The notification handler emails once per status change, in memory on the real database."""
 
+from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
-from faststream.rabbit import TestRabbitBroker
+from faststream import FastStream
+from faststream.rabbit import RabbitBroker, TestRabbitBroker
 
-from clinic.email_claims import SendInProgress, claim_id
-from clinic.emails import Email, default_email_sender
-from clinic.handlers import app  # noqa: F401  (registers both handlers on the broker)
+from clinic.clock import utcnow
+from clinic.domain.emails import Email, SendInProgress, default_email_sender
 from clinic.messages import BookingStatus, BookingStatusChanged
-from clinic.models import EmailClaim, utcnow
+from clinic.messaging.topology import NOTIFICATIONS
 from clinic.settings import settings
-from clinic.topology import NOTIFICATIONS_EXCHANGE, broker
-from tests.conftest import Outbox
+from clinic.store import outbox
+from clinic.store.documents import MessageKind, OutboxRecord
+from tests.conftest import Mailbox, broker_of
 
 pytestmark = pytest.mark.usefixtures("clean_db")
+
+
+@pytest.fixture
+async def broker(notification_handler: FastStream) -> AsyncIterator[RabbitBroker]:
+    """The notification handler's broker, in memory."""
+    async with TestRabbitBroker(broker_of(notification_handler)) as broker:
+        yield broker
 
 
 def confirmed(booking_id: str = "b-1") -> BookingStatusChanged:
@@ -28,75 +37,79 @@ def confirmed(booking_id: str = "b-1") -> BookingStatusChanged:
     )
 
 
-async def deliver(event: BookingStatusChanged) -> None:
-    await broker.publish(event, exchange=NOTIFICATIONS_EXCHANGE)
+def email_record_id(event: BookingStatusChanged) -> str:
+    return outbox.record_id(MessageKind.EMAIL, event.booking_id, event.status)
 
 
-async def test_an_event_delivered_twice_sends_one_email(outbox: Outbox) -> None:
+async def email_record(event: BookingStatusChanged) -> OutboxRecord | None:
+    return await OutboxRecord.get(email_record_id(event))
+
+
+async def test_an_event_delivered_twice_sends_one_email(
+    broker: RabbitBroker, mailbox: Mailbox
+) -> None:
     event = confirmed()
-    async with TestRabbitBroker(broker):
-        await deliver(event)
-        await deliver(event)
+    await broker.publish(event, exchange=NOTIFICATIONS)
+    await broker.publish(event, exchange=NOTIFICATIONS)
 
-    assert [e.to for e in outbox.sent] == ["jose@example.com"]
-    claim = await EmailClaim.get(claim_id(event))
-    assert claim is not None
-    assert claim.sent
-    assert claim.sent_at is not None
+    assert [e.to for e in mailbox.sent] == ["jose@example.com"]
+    record = await email_record(event)
+    assert record is not None
+    assert record.sent_at is not None
+    assert record.due_at is None
 
 
-async def test_each_status_of_a_booking_gets_its_own_email(outbox: Outbox) -> None:
+async def test_each_status_of_a_booking_gets_its_own_email(
+    broker: RabbitBroker, mailbox: Mailbox
+) -> None:
     event = confirmed()
     rejected = event.model_copy(update={"status": BookingStatus.REJECTED})
-    async with TestRabbitBroker(broker):
-        await deliver(event)
-        await deliver(rejected)
+    await broker.publish(event, exchange=NOTIFICATIONS)
+    await broker.publish(rejected, exchange=NOTIFICATIONS)
 
-    assert len(outbox.sent) == 2
-    assert await EmailClaim.find_all().count() == 2
+    assert len(mailbox.sent) == 2
+    assert await OutboxRecord.find(OutboxRecord.kind == MessageKind.EMAIL).count() == 2
 
 
 async def test_a_send_that_never_finished_is_retried_after_the_send_timeout(
-    outbox: Outbox,
+    broker: RabbitBroker, mailbox: Mailbox
 ) -> None:
     event = confirmed()
-    # A worker claimed it and died mid-send, longer ago than a send may take.
-    long_ago = utcnow() - timedelta(seconds=settings.email_send_timeout + 1)
-    await EmailClaim(
-        id=claim_id(event), booking_id=event.booking_id, status=event.status, claimed_at=long_ago
-    ).insert()
-    async with TestRabbitBroker(broker):
-        await deliver(event)
+    # A worker recorded it and died mid-send, longer ago than a send may take.
+    stale = outbox.new_record(MessageKind.EMAIL, event.booking_id, event.status, 0)
+    stale.due_at = utcnow() - timedelta(seconds=1)
+    await stale.insert()
+    await broker.publish(event, exchange=NOTIFICATIONS)
 
-    assert len(outbox.sent) == 1
-    claim = await EmailClaim.get(claim_id(event))
-    assert claim is not None
-    assert claim.sent
-    assert claim.attempts == 2
+    assert len(mailbox.sent) == 1
+    record = await email_record(event)
+    assert record is not None
+    assert record.sent_at is not None
+    assert record.attempts == 2
 
 
 async def test_a_send_in_progress_elsewhere_is_retried_later_not_sent_again(
-    outbox: Outbox, caplog: pytest.LogCaptureFixture
+    broker: RabbitBroker, mailbox: Mailbox, caplog: pytest.LogCaptureFixture
 ) -> None:
     event = confirmed()
-    await EmailClaim(id=claim_id(event), booking_id=event.booking_id, status=event.status).insert()
-    async with TestRabbitBroker(broker):
-        await deliver(event)
+    lease = settings.email_send_timeout
+    await outbox.new_record(MessageKind.EMAIL, event.booking_id, event.status, lease).insert()
+    await broker.publish(event, exchange=NOTIFICATIONS)
 
-    assert outbox.sent == []
+    assert mailbox.sent == []
     [retry] = [r for r in caplog.records if r.name == "clinic.retries"]
     assert "attempt 1 failed on email_notifications" in retry.getMessage()
     assert SendInProgress.__name__ in retry.getMessage()
-    claim = await EmailClaim.get(claim_id(event))
-    assert claim is not None
-    assert not claim.sent
-    assert claim.attempts == 1
+    record = await email_record(event)
+    assert record is not None
+    assert record.sent_at is None
+    assert record.attempts == 1
 
 
-async def test_a_failed_send_gives_the_claim_back_for_the_retry(
-    caplog: pytest.LogCaptureFixture,
+async def test_a_failed_send_gives_the_record_back_for_the_retry(
+    broker: RabbitBroker, caplog: pytest.LogCaptureFixture
 ) -> None:
-    class MailServerDownOnce(Outbox):
+    class MailServerDownOnce(Mailbox):
         async def send(self, email: Email) -> None:
             if not hasattr(self, "failed"):
                 self.failed = True
@@ -106,10 +119,9 @@ async def test_a_failed_send_gives_the_claim_back_for_the_retry(
     event = confirmed()
     server = MailServerDownOnce()
     with broker.provider.scope(default_email_sender, lambda: server):
-        async with TestRabbitBroker(broker):
-            await deliver(event)
-            assert "ConnectionError: mail server unreachable" in caplog.text
-            assert await EmailClaim.get(claim_id(event)) is None
-            await deliver(event)  # the retry
+        await broker.publish(event, exchange=NOTIFICATIONS)
+        assert "ConnectionError: mail server unreachable" in caplog.text
+        assert await email_record(event) is None
+        await broker.publish(event, exchange=NOTIFICATIONS)  # the retry
 
     assert len(server.sent) == 1

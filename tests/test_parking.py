@@ -7,32 +7,46 @@ from collections.abc import AsyncIterator
 
 import aio_pika
 import pytest
+from faststream import FastStream
 
+from clinic.domain.emails import Email, default_email_sender
 from clinic.messages import BookAppointment, BookingStatus
-from clinic.models import Booking
-from clinic.parking import list_parked, replay_parked
-from clinic.retries import PARKED_FROM_HEADER, PARKED_REASON_HEADER
+from clinic.messaging.broker import Publishers, new_broker
+from clinic.messaging.parking import list_parked, replay_parked
+from clinic.messaging.retries import PARKED_FROM_HEADER, PARKED_REASON_HEADER
+from clinic.messaging.topology import BOOKING_REQUESTS
 from clinic.settings import settings
-from clinic.topology import BOOKING_REQUESTS, broker, parking_publisher
-from tests.conftest import BIN, Outbox
-from tests.integration import parked_messages, queue, stored_booking, terminal, wait_for
+from clinic.store.documents import Booking
+from tests.conftest import BIN, Mailbox, broker_of, publishers_of, vhost_rabbitmqctl
+from tests.integration import (
+    parked_messages,
+    queue,
+    stored_booking,
+    terminal,
+    wait_for,
+    wait_until_settled,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("clean_db")]
 
 
 @pytest.fixture
-async def publisher(rabbit: aio_pika.abc.AbstractChannel) -> AsyncIterator[None]:
-    """The app's broker, connected for publishing only."""
+async def publishers(rabbit: aio_pika.abc.AbstractChannel) -> AsyncIterator[Publishers]:
+    """The clinic's publishers on a broker connected for publishing only."""
+    broker = new_broker()
+    publishers = Publishers.on(broker)
     await broker.connect()
     try:
-        yield
+        yield publishers
     finally:
         await broker.stop()
 
 
-async def park_request(booking_id: str, reason: str = "PyMongoError: database down") -> None:
+async def park_request(
+    publishers: Publishers, booking_id: str, reason: str = "PyMongoError: database down"
+) -> None:
     """Park a booking request the way the workers do after their last retry."""
-    await parking_publisher.publish(
+    await publishers.parked.publish(
         BookAppointment(booking_id=booking_id),
         headers={PARKED_FROM_HEADER: BOOKING_REQUESTS.name, PARKED_REASON_HEADER: reason},
         correlation_id=booking_id,
@@ -41,10 +55,10 @@ async def park_request(booking_id: str, reason: str = "PyMongoError: database do
 
 
 async def test_list_shows_parked_messages_with_their_reasons_and_leaves_them(
-    rabbit: aio_pika.abc.AbstractChannel, publisher: None
+    rabbit: aio_pika.abc.AbstractChannel, publishers: Publishers
 ) -> None:
-    await park_request("b-1", "gave up after 3 retries: TimeoutError")
-    await park_request("b-2", "NeverSucceeds: unknown booking b-2")
+    await park_request(publishers, "b-1", "gave up after 3 retries: TimeoutError")
+    await park_request(publishers, "b-2", "NeverSucceeds: unknown booking b-2")
 
     first = await list_parked(settings.rabbit_url)
     again = await list_parked(settings.rabbit_url)
@@ -58,10 +72,10 @@ async def test_list_shows_parked_messages_with_their_reasons_and_leaves_them(
 
 
 async def test_replay_by_id_sends_just_that_message_back_without_its_parking_headers(
-    rabbit: aio_pika.abc.AbstractChannel, publisher: None
+    rabbit: aio_pika.abc.AbstractChannel, publishers: Publishers
 ) -> None:
-    await park_request("b-1")
-    await park_request("b-2")
+    await park_request(publishers, "b-1")
+    await park_request(publishers, "b-2")
 
     [replayed] = await replay_parked(settings.rabbit_url, {"b-2"})
 
@@ -77,26 +91,75 @@ async def test_replay_by_id_sends_just_that_message_back_without_its_parking_hea
 
 @pytest.mark.usefixtures("workers")
 async def test_replaying_the_parking_queue_twice_decides_once_and_emails_once(
-    outbox: Outbox, rabbit: aio_pika.abc.AbstractChannel
+    mailbox: Mailbox, rabbit: aio_pika.abc.AbstractChannel, publishers: Publishers
 ) -> None:
     # Parked while the database was down: the booking is still pending.
     booking = await stored_booking(days=20)
-    await park_request(booking.id)
+    await park_request(publishers, booking.id)
 
     assert len(await replay_parked(settings.rabbit_url)) == 1
     # A second replay of the same message (as if the first had died before its ack).
-    await park_request(booking.id)
+    await park_request(publishers, booking.id)
     assert len(await replay_parked(settings.rabbit_url, {booking.id})) == 1
 
     decided = await wait_for(lambda: terminal(booking.id))
-    await wait_for(lambda: asyncio.sleep(0, result=len(outbox.sent) >= 1))
-    await asyncio.sleep(1)  # room for a second decision or email, if there were one
+    await wait_for(lambda: asyncio.sleep(0, result=len(mailbox.sent) >= 1))
+    await wait_until_settled(vhost_rabbitmqctl)  # past where a second one could come
     assert decided.status is BookingStatus.CONFIRMED
     current = await Booking.get(booking.id)
     assert current is not None
     assert current.updated_at == decided.updated_at
-    assert len(outbox.sent) == 1
+    assert len(mailbox.sent) == 1
     assert await parked_messages(rabbit) == []
+
+
+async def test_an_email_out_of_retries_is_parked_and_a_replay_starts_its_count_afresh(
+    workers: FastStream, mailbox: Mailbox, rabbit: aio_pika.abc.AbstractChannel
+) -> None:
+    attempts: list[int] = []
+    down = asyncio.Event()
+    down.set()
+
+    class FlakyMailServer(Mailbox):
+        async def send(self, email: Email) -> None:
+            attempts.append(len(attempts) + 1)
+            if down.is_set():
+                raise ConnectionError("mail server unreachable")
+            await mailbox.send(email)
+
+    booking = await stored_booking(days=25)
+    server = FlakyMailServer()
+    with broker_of(workers).provider.scope(default_email_sender, lambda: server):
+        await publishers_of(workers).request_decision(booking.id)
+        [parked] = await wait_for(lambda: list_parked(settings.rabbit_url), within=30)
+        assert parked.origin == "email_notifications"
+        assert parked.reason.startswith(f"gave up after {settings.max_retries} retries")
+        assert len(attempts) == 1 + settings.max_retries
+        assert mailbox.sent == []
+
+        # Fixed, but failing once more: a replay that kept its old count would be parked
+        # again at once; with a fresh count it is retried, and sent.
+        attempts.clear()
+        down.clear()
+        server_fails_once = asyncio.Event()
+
+        class OnceMore(FlakyMailServer):
+            async def send(self, email: Email) -> None:
+                if not server_fails_once.is_set():
+                    server_fails_once.set()
+                    attempts.append(1)
+                    raise ConnectionError("mail server unreachable, once more")
+                await mailbox.send(email)
+
+        fixed = OnceMore()
+        with broker_of(workers).provider.scope(default_email_sender, lambda: fixed):
+            assert [m.id for m in await replay_parked(settings.rabbit_url)] == [parked.id]
+            await wait_for(lambda: asyncio.sleep(0, result=len(mailbox.sent) == 1), within=30)
+            await wait_until_settled(vhost_rabbitmqctl)
+
+    assert attempts == [1]
+    assert await parked_messages(rabbit) == []
+    assert len(mailbox.sent) == 1
 
 
 def clinic(*args: str) -> subprocess.CompletedProcess[str]:
@@ -104,9 +167,9 @@ def clinic(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 async def test_the_parked_commands_print_and_replay(
-    rabbit: aio_pika.abc.AbstractChannel, publisher: None
+    rabbit: aio_pika.abc.AbstractChannel, publishers: Publishers
 ) -> None:
-    await park_request("b-7", "gave up after 3 retries: TimeoutError")
+    await park_request(publishers, "b-7", "gave up after 3 retries: TimeoutError")
 
     listed = await asyncio.to_thread(clinic, "parked", "list")
     refused = await asyncio.to_thread(clinic, "parked", "replay")

@@ -11,9 +11,9 @@ import aio_pika
 import httpx
 import pytest
 
+from clinic.clock import utcnow
 from clinic.embedded_db import free_port
 from clinic.messages import BookingStatus, RejectionCode
-from clinic.models import utcnow
 from tests.conftest import vhost_rabbitmqctl
 from tests.processes import compose_commands, running, wait_for_status, wait_until_up
 from tests.stack import Stack, log_count, wait_until_terminal
@@ -67,10 +67,12 @@ def test_the_compose_services_commands_book_confirm_and_email(tmp_path: Path) ->
 def test_one_command_runs_both_handlers_in_several_worker_processes(tmp_path: Path) -> None:
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
+    # A second of confirmation holds each process's prefetch, so the rest goes to the other.
+    slow = {"CLINIC_CONFIRM_DELAY_MIN": "1", "CLINIC_CONFIRM_DELAY_MAX": "1"}
     with (
         running(f"uvicorn clinic.api:app --port {port}", tmp_path / "api.log"),
         running(
-            "faststream run clinic.handlers:app --workers 2", tmp_path / "workers.log"
+            "faststream run clinic.handlers:app --workers 2", tmp_path / "workers.log", slow
         ) as workers_log,
     ):
         wait_until_up(base_url)
@@ -86,6 +88,11 @@ def test_one_command_runs_both_handlers_in_several_worker_processes(tmp_path: Pa
     children = set(re.findall(r"Started child process (?:\d+ )?\[(\d+)\]", log))
     assert len(children) >= 2, log
     assert log.count("email to") == len(ids)
+    # Each line names its process: both decided bookings, not just one of them.
+    decided = r" (\d+) INFO clinic\.booking \[[^\]]+\] booking \S+ confirmed"
+    deciders = set(re.findall(decided, log))
+    assert deciders <= children, log
+    assert len(deciders) == 2, log
 
 
 async def test_fifty_patients_racing_for_one_slot_get_one_confirmation(

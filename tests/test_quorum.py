@@ -1,6 +1,5 @@
 """CLINIC_QUEUE_TYPE=quorum: the same flow on quorum queues, for clustered RabbitMQ."""
 
-import asyncio
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -54,7 +53,7 @@ async def test_quorum_queues_retry_park_and_confirm(
 
         bookings = {b.id: b for b in await wait_until_terminal([*good, buggy], within=30)}
         await stack.wait_for_emails([*good, buggy])
-        await asyncio.sleep(1)
+        await stack.wait_until_settled()
         # Counted over AMQP: rabbitmqctl shows quorum queue depths with a delay.
         connection = await aio_pika.connect(rabbit_url)
         async with connection:

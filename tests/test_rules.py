@@ -6,10 +6,9 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from clinic.logs import MaskEmails
+from clinic.logs import MaskEmails, mask_email
 from clinic.messages import BookingStatusChanged
-from clinic.privacy import mask_email
-from clinic.retries import describe, failed_attempts
+from clinic.messaging.retries import describe, failed_attempts
 from clinic.settings import Settings
 
 

@@ -5,11 +5,13 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from clinic.booking import decide
-from clinic.emails import compose_email
+from clinic.clock import utcnow
+from clinic.domain.cancellation import cancel
+from clinic.domain.decisions import decide
+from clinic.domain.emails import compose_email
+from clinic.domain.scheduling import day_slots, local_time, slot_problem
 from clinic.messages import BookingStatus, BookingStatusChanged, RejectionCode
-from clinic.models import Booking, Doctor, SlotClaim, utcnow
-from clinic.scheduling import day_slots, local_time, slot_problem
+from clinic.store.documents import Booking, Doctor, SlotClaim
 from tests.integration import next_monday
 
 pytestmark = pytest.mark.usefixtures("clean_db")
@@ -194,3 +196,45 @@ async def test_racing_bookings_for_one_slot_confirm_exactly_one() -> None:
     }
     [claim] = await SlotClaim.find(SlotClaim.doctor_id == "dra-garcia").to_list()
     assert claim.start == when
+
+
+async def test_a_redelivered_booking_whose_doctor_was_deactivated_gives_its_slot_back() -> None:
+    await garcia().insert()
+    when = next_monday_at(12)
+    booking = await booking_at(when, "dra-garcia")
+    # The first delivery claimed the slot; the doctor was deactivated before the retry.
+    await SlotClaim(
+        id=f"dra-garcia|{when.isoformat()}",
+        doctor_id="dra-garcia",
+        start=when,
+        booking_id=booking.id,
+    ).insert()
+    await Doctor.find_one(Doctor.id == "dra-garcia").set({"active": False})
+
+    decided = await decide(booking)
+
+    assert decided.status is BookingStatus.REJECTED
+    assert decided.reason_code is RejectionCode.DOCTOR_UNAVAILABLE
+    assert await SlotClaim.find_all().count() == 0, "a rejected booking kept its slot"
+
+
+async def test_a_cancellation_racing_the_decision_leaves_the_booking_cancelled_and_free() -> None:
+    await garcia().insert()
+    bookings = [
+        await booking_at(next_monday_at(9) + timedelta(minutes=30 * n), "dra-garcia")
+        for n in range(6)
+    ]
+
+    # Each decision races its cancellation; which one the database sees first varies.
+    await asyncio.gather(*(op for b in bookings for op in (decide(b), cancel(b.id))))
+    # The worst order, made certain: cancelled after the worker read it as pending,
+    # before it claimed the slot.
+    late = await booking_at(next_monday_at(13), "dra-garcia")
+    await cancel(late.id)
+    await decide(late)
+
+    for booking in [*bookings, late]:
+        current = await Booking.get(booking.id)
+        assert current is not None
+        assert current.status is BookingStatus.CANCELLED
+    assert await SlotClaim.find_all().count() == 0, "a cancelled booking holds a slot"

@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from clinic.embedded_db import EmbeddedDatabase
-from clinic.parking import ParkedMessage, list_parked, replay_parked
+from clinic.messaging.parking import ParkedMessage, list_parked, replay_parked
 from clinic.settings import settings
 
 STOP_TIMEOUT = 15.0

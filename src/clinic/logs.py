@@ -12,9 +12,15 @@ from contextvars import ContextVar
 
 from faststream import BaseMiddleware
 
-from clinic.privacy import mask_email
-
 current_booking_id: ContextVar[str] = ContextVar("current_booking_id", default="-")
+
+
+def mask_email(email: str) -> str:
+    """``juan.perez@example.com`` -> ``j***@example.com``: enough to tell patients apart."""
+    local, at, domain = email.partition("@")
+    if not at:
+        return "***"
+    return f"{local[:1]}***@{domain}"
 
 
 class _BookingIdFilter(logging.Filter):
@@ -55,12 +61,17 @@ class LogBookingId(BaseMiddleware):
 
 
 def configure_logging(level: str) -> None:
-    """Send the clinic's logs to stderr as ``time level logger [booking id] message``."""
+    """Send the clinic's logs to stderr as ``time pid level logger [booking id] message``.
+
+    The process id tells apart the worker processes of ``faststream run --workers N``.
+    """
     handler = logging.StreamHandler()
     handler.addFilter(_BookingIdFilter())
     handler.addFilter(MaskEmails())
     handler.setFormatter(
-        logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(booking_id)s] %(message)s")
+        logging.Formatter(
+            "%(asctime)s %(process)d %(levelname)s %(name)s [%(booking_id)s] %(message)s"
+        )
     )
     clinic = logging.getLogger("clinic")
     clinic.handlers[:] = [handler]

@@ -27,8 +27,7 @@ class Settings(BaseSettings):
         ge=1,
         description=(
             "Most connections one process opens to MongoDB. Concurrent calls share "
-            "writes (see clinic.batching), so a few busy connections serve well; a "
-            "thread-per-connection server pays for every extra one."
+            "their database commands, so a few busy connections serve well."
         ),
     )
     confirm_delay_min: float = Field(
@@ -59,8 +58,8 @@ class Settings(BaseSettings):
         10.0,
         gt=0,
         description=(
-            "Seconds a stored booking may wait for its request to be published before "
-            "the outbox relay publishes it."
+            "Seconds a message recorded in the outbox may wait to leave before the "
+            "outbox relay sends it."
         ),
     )
     outbox_interval: float = Field(

@@ -1,22 +1,14 @@
 """The workers. ``faststream run clinic.handlers:app --workers N`` runs both handlers.
 
-``clinic.handlers.booking:app`` and ``clinic.handlers.notifications:app`` run one each,
-so they scale separately. Importing one of them imports this package first, so the
-combined ``app`` is built on first access only: otherwise every worker process would
-register, and consume with, both handlers.
+``clinic.handlers.booking:app`` and ``clinic.handlers.notifications:app`` run one
+each, so they scale separately. Every app has a broker and routers of its own, so
+building one never adds handlers to another.
 """
 
-from typing import TYPE_CHECKING
+from clinic.handlers.app import worker_app
+from clinic.handlers.booking import booking_router
+from clinic.handlers.notifications import notifications_router
 
-if TYPE_CHECKING:
-    from faststream import FastStream
+app = worker_app("clinic workers", booking_router(), notifications_router(), outbox_relay=True)
 
-
-def __getattr__(name: str) -> "FastStream":
-    if name != "app":
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from clinic.handlers import booking, notifications  # noqa: F401  (register both handlers)
-    from clinic.handlers.runtime import worker_app
-
-    globals()["app"] = combined = worker_app("clinic workers", outbox_relay=True)
-    return combined
+__all__ = ["app", "booking_router", "notifications_router", "worker_app"]

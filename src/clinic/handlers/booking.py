@@ -5,53 +5,62 @@ Run alone with ``faststream run clinic.handlers.booking:app``.
 
 from typing import Annotated
 
-from faststream import AckPolicy, Depends
-from faststream.rabbit import RabbitMessage
+from faststream import AckPolicy, Context, Depends
+from faststream.rabbit import RabbitMessage, RabbitRouter
 
-from clinic.announcements import announce
-from clinic.booking import decide, find_booking, give_up
-from clinic.confirmation import ClinicConfirmation, clinic_confirmation
-from clinic.handlers.runtime import worker_app
+from clinic.domain.confirmation import ClinicConfirmation, clinic_confirmation
+from clinic.domain.decisions import decide, give_up
+from clinic.domain.outbox import announce_once
+from clinic.handlers.app import worker_app
 from clinic.messages import BookAppointment, BookingStatus
-from clinic.retries import NeverSucceeds, is_last_attempt
-from clinic.topology import BOOKING_REQUESTS, broker, worker_channel
+from clinic.messaging.broker import Publishers, worker_channel
+from clinic.messaging.retries import NeverSucceeds, is_last_attempt
+from clinic.messaging.topology import BOOKING_REQUESTS
+from clinic.store import bookings
 
 Confirmation = Annotated[ClinicConfirmation, Depends(clinic_confirmation)]
+Publish = Annotated[Publishers, Context("publishers")]
 
 
-@broker.subscriber(
-    BOOKING_REQUESTS,
-    channel=worker_channel,
-    # Acknowledged only after the decision is stored and announced; a failure
-    # rejects it into booking_retry.
-    ack_policy=AckPolicy.REJECT_ON_ERROR,
-    title="booking_requests:consume",
-    description=(
-        "Simulates the clinic's confirmation (a random delay), then confirms the booking "
-        "or rejects it with a reason, stores the outcome and announces it on "
-        "booking_notifications. Failures are retried through booking_retry."
-    ),
-)
 async def process_booking(
-    command: BookAppointment, message: RabbitMessage, clinic: Confirmation
+    command: BookAppointment, message: RabbitMessage, clinic: Confirmation, publishers: Publish
 ) -> None:
     """Decide one booking request, at most once, and announce the outcome."""
     try:
-        booking = await find_booking.run(command.booking_id)
+        booking = await bookings.get(command.booking_id)
         if booking is None:
             raise NeverSucceeds(f"unknown booking {command.booking_id}")
         if booking.status is BookingStatus.PENDING:
             await clinic.review(booking)
             booking = await decide(booking)
-        # A redelivery after a crash finds the decision made but perhaps unannounced.
+        # Announced before the ack: a crash redelivers the request, which announces it.
         if booking.status is not BookingStatus.PENDING:
-            await announce(booking)
+            await announce_once(publishers, booking)
     except NeverSucceeds:
         raise
     except Exception:
         if is_last_attempt(message.headers, BOOKING_REQUESTS.name):
-            await give_up(command.booking_id)
+            await give_up(publishers, command.booking_id)
         raise
 
 
-app = worker_app("clinic booking worker", outbox_relay=True)
+def booking_router() -> RabbitRouter:
+    """The booking worker's router: ``process_booking`` on ``booking_requests``."""
+    router = RabbitRouter()
+    router.subscriber(
+        BOOKING_REQUESTS,
+        channel=worker_channel(),
+        # Acknowledged only after the decision is stored and announced; a failure
+        # rejects it into booking_retry.
+        ack_policy=AckPolicy.REJECT_ON_ERROR,
+        title="booking_requests:consume",
+        description=(
+            "Simulates the clinic's confirmation (a random delay), then confirms the booking "
+            "or rejects it with a reason, stores the outcome and announces it on "
+            "booking_notifications. Failures are retried through booking_retry."
+        ),
+    )(process_booking)
+    return router
+
+
+app = worker_app("clinic booking worker", booking_router(), outbox_relay=True)

@@ -1,0 +1,68 @@
+"""The API app: its broker, its database connection and its routes."""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request, status
+from fastapi.responses import JSONResponse
+
+from clinic import __version__
+from clinic.api.body_limit import BodySizeLimit
+from clinic.api.routes import booking_list, bookings, doctors, health
+from clinic.api.seed import seed_doctors
+from clinic.logs import configure_logging
+from clinic.messaging.broker import Publishers, new_broker
+from clinic.messaging.topology import declare_topology
+from clinic.settings import settings
+from clinic.store.database import DatabaseUnavailable, connect_database
+
+log = logging.getLogger("clinic.api")
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Connect to MongoDB and RabbitMQ, declare what the API publishes to, seed doctors."""
+    configure_logging(settings.log_level)
+    app.state.mongo = await connect_database()
+    if settings.doctors_file:
+        await seed_doctors(Path(settings.doctors_file))
+    if not settings.staff_token_list:
+        log.warning("no CLINIC_STAFF_TOKENS: the staff endpoints refuse everyone")
+    await app.state.broker.connect()
+    await declare_topology()
+    try:
+        yield
+    finally:
+        await app.state.broker.stop()
+        await app.state.mongo.close()
+
+
+async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """A database outage is a 503 with a JSON error, never a traceback."""
+    log.error("database unavailable on %s %s: %r", request.method, request.url.path, exc)
+    return JSONResponse(
+        {"detail": "The booking database is unavailable; please try again shortly."},
+        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+    )
+
+
+def create_app() -> FastAPI:
+    """The API, with a broker of its own (``app.state.broker``) that it publishes through."""
+    app = FastAPI(
+        title="clinic",
+        version=__version__,
+        description="Appointment booking for medical clinics.",
+        lifespan=lifespan,
+    )
+    app.state.broker = broker = new_broker()
+    app.state.publishers = Publishers.on(broker)
+    # Ours, not FastAPI's max_body_size: that one answers a declared oversize in plain text.
+    app.add_middleware(BodySizeLimit)
+    app.include_router(bookings.router)
+    app.include_router(booking_list.router)
+    app.include_router(doctors.router)
+    app.include_router(health.router)
+    app.add_exception_handler(DatabaseUnavailable, database_unavailable)
+    return app

@@ -1,0 +1,1 @@
+"""The clinic's rules: deciding bookings, scheduling, cancelling, and what must be sent."""

@@ -1,0 +1,35 @@
+"""Cancelling a booking: its slot is freed and the patient is told, once."""
+
+import logging
+
+from clinic.domain.outbox import record_status
+from clinic.messages import BookingStatus
+from clinic.store import bookings, slots
+from clinic.store.documents import Booking
+
+log = logging.getLogger("clinic.booking")
+
+
+class CannotCancel(Exception):  # noqa: N818 - it names the situation, not an error kind
+    """The booking was rejected: there is nothing to cancel."""
+
+
+async def cancel(booking_id: str) -> tuple[Booking | None, bool]:
+    """Cancel a pending or confirmed booking and free its slot.
+
+    Returns the booking as it is now (None if there is no such booking), and
+    whether this call cancelled it, so that only that call announces it.
+    Cancelling twice is harmless: the second call finds it cancelled. A pending
+    booking's worker will find it cancelled and skip it. The announcement is
+    recorded in the outbox before the booking changes, so it cannot be lost.
+    """
+    await record_status(booking_id, BookingStatus.CANCELLED)
+    cancelled = await bookings.cancel(booking_id)
+    current = await bookings.get(booking_id)
+    if not cancelled:
+        if current is not None and current.status is BookingStatus.REJECTED:
+            raise CannotCancel(booking_id)
+        return current, False
+    await slots.release(booking_id)
+    log.info("booking %s cancelled", booking_id, extra={"booking_id": booking_id})
+    return current, True

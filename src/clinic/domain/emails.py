@@ -1,0 +1,135 @@
+"""Emails to patients: what they say, who sends them, and that each is sent once.
+
+Before sending, the notification worker records ``email:<booking>:<status>`` in
+the outbox; the unique id lets exactly one delivery of the event win. The record
+is marked sent once the email left, so a redelivery (after a crash before the
+ack, or a duplicated event) finds it sent and sends nothing. A record whose send
+never finished (the worker died mid-send) is taken over once
+``CLINIC_EMAIL_SEND_TIMEOUT`` has passed, so the email is retried, not forgotten.
+"""
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+from clinic.domain.scheduling import local_time
+from clinic.logs import mask_email
+from clinic.messages import BookingStatus, BookingStatusChanged
+from clinic.settings import settings
+from clinic.store import outbox
+from clinic.store.documents import MessageKind, OutboxRecord
+
+log = logging.getLogger("clinic.emails")
+
+_SUBJECTS = {
+    BookingStatus.PENDING: "We received your appointment request",
+    BookingStatus.CONFIRMED: "Your appointment is confirmed",
+    BookingStatus.REJECTED: "Your appointment request could not be booked",
+    BookingStatus.CANCELLED: "Your appointment is cancelled",
+}
+
+
+@dataclass(frozen=True)
+class Email:
+    """One email to one patient."""
+
+    to: str
+    subject: str
+    body: str
+    booking_id: str
+
+
+@runtime_checkable
+class EmailSender(Protocol):
+    """Anything that can deliver an email (the log, SMTP, a test's outbox)."""
+
+    async def send(self, email: Email) -> None:
+        """Deliver ``email``; raise if it was not delivered, so it is retried."""
+
+
+class LogEmailSender:
+    """Writes each email to the log, with the address masked. The default sender."""
+
+    async def send(self, email: Email) -> None:
+        log.info(
+            "email to %s: %s",
+            mask_email(email.to),
+            email.subject,
+            extra={"booking_id": email.booking_id},
+        )
+
+
+def local_when(moment: datetime) -> str:
+    """An appointment time as the patient reads it: clinic-local, with its UTC offset."""
+    local = local_time(moment)
+    offset = local.strftime("%z")
+    return f"{local:%A %d %B %Y at %H:%M} {local.tzname()} (UTC{offset[:3]}:{offset[3:]})"
+
+
+def compose_email(event: BookingStatusChanged) -> Email:
+    """The email that tells a patient their booking's new status."""
+    when = local_when(event.date)
+    with_doctor = f" with {event.doctor_name}" if event.doctor_name else ""
+    lines = [
+        f"Dear {event.patient_name},",
+        "",
+        f"Your appointment{with_doctor} on {when} is now {event.status.value}.",
+    ]
+    if event.reason:
+        lines.append(f"Reason: {event.reason}")
+    lines += ["", f"Booking reference: {event.booking_id}"]
+    return Email(
+        to=event.patient_email,
+        subject=f"{_SUBJECTS[event.status]} ({when})",
+        body="\n".join(lines),
+        booking_id=event.booking_id,
+    )
+
+
+async def default_email_sender() -> EmailSender:
+    """The sender the notification worker uses unless a test or deployment overrides it."""
+    # async: a plain function would be run in a thread for every message.
+    return LogEmailSender()
+
+
+class SendInProgress(Exception):  # noqa: N818 - it names the situation, not an error kind
+    """Another delivery of the same event is sending this email right now; retry later."""
+
+
+async def claim_email(event: BookingStatusChanged) -> OutboxRecord | None:
+    """Record that ``event``'s email is being sent, here; None if it was sent already.
+
+    Raises ``SendInProgress`` while another worker's send is still within its
+    timeout; after that the record is stale and taken over here.
+    """
+    lease = settings.email_send_timeout
+    record = outbox.new_record(MessageKind.EMAIL, event.booking_id, event.status, lease)
+    if await outbox.add(record):
+        return record
+    if (taken_over := await outbox.take_over(record.id, lease)) is not None:
+        log.warning(
+            "retrying an email whose send never finished", extra={"booking_id": event.booking_id}
+        )
+        return taken_over
+    existing = await outbox.get(record.id)
+    if existing is not None and existing.sent_at is not None:
+        return None
+    raise SendInProgress(f"email {record.id} is being sent by another delivery")
+
+
+async def email_once(event: BookingStatusChanged, sender: EmailSender) -> bool:
+    """Tell the patient, by email, what happened to their booking; False if it was told already."""
+    record = await claim_email(event)
+    if record is None:
+        return False
+    try:
+        async with asyncio.timeout(settings.email_send_timeout):
+            await sender.send(compose_email(event))
+    except Exception:
+        # Not delivered (or it timed out): give the record back so the retry sends at once.
+        await outbox.release(record.id, record.due_at)
+        raise
+    await outbox.mark_sent(record.id)
+    return True

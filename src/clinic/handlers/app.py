@@ -1,0 +1,82 @@
+"""The worker app factory: a broker of its own, the routers a process runs, and what surrounds them.
+
+Every worker process connects to the database, declares the topology before it
+consumes (so a rejected message always has a retry queue to go to), logs the
+booking id of each message, and retries or parks what fails. A process that runs
+the booking handler also runs the outbox relay.
+"""
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from faststream import FastStream
+from faststream.rabbit import RabbitRouter
+from faststream.specification import AsyncAPI
+
+from clinic import __version__
+from clinic.domain.outbox import run_relay
+from clinic.logs import LogBookingId, configure_logging
+from clinic.messaging.broker import Publishers, new_broker
+from clinic.messaging.retries import RetryOrPark
+from clinic.messaging.topology import declare_topology
+from clinic.settings import settings
+from clinic.store.database import connect_database
+
+
+@asynccontextmanager
+async def _worker_lifespan() -> AsyncIterator[None]:
+    configure_logging(settings.log_level)
+    # The API creates the indexes; a restarted worker must not wait on index builds.
+    client = await connect_database(create_indexes=False)
+    await declare_topology()
+    try:
+        yield
+    finally:
+        await client.close()
+
+
+def worker_app(title: str, *routers: RabbitRouter, outbox_relay: bool = False) -> FastStream:
+    """A FastStream app running ``routers`` on a broker of its own.
+
+    The broker's ``publishers`` are in its context for the handlers and the
+    middlewares. With ``outbox_relay`` the app also re-sends what the outbox
+    holds overdue (see ``clinic.domain.outbox``).
+    """
+    broker = new_broker()
+    publishers = Publishers.on(broker)
+    broker.context.set_global("publishers", publishers)
+    broker.add_middleware(LogBookingId)
+    broker.add_middleware(RetryOrPark)
+    broker.include_routers(*routers)
+    app = FastStream(
+        broker,
+        lifespan=_worker_lifespan,
+        logger=logging.getLogger("clinic.worker"),
+        specification=AsyncAPI(
+            title=title,
+            version=__version__,
+            description="Clinic appointment booking: queues, exchanges and messages.",
+        ),
+    )
+    if outbox_relay:
+        _run_outbox_relay(app, publishers)
+    return app
+
+
+def _run_outbox_relay(app: FastStream, publishers: Publishers) -> None:
+    stop = asyncio.Event()
+    tasks: list[asyncio.Task[None]] = []
+
+    @app.after_startup
+    async def start_relay() -> None:
+        stop.clear()
+        tasks.append(asyncio.create_task(run_relay(publishers, stop), name="outbox relay"))
+
+    # Before the broker closes, so a send in progress can finish.
+    @app.on_shutdown
+    async def stop_relay() -> None:
+        stop.set()
+        while tasks:
+            await tasks.pop()

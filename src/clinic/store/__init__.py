@@ -1,0 +1,1 @@
+"""MongoDB: the stored documents and every query and write the clinic makes."""

@@ -1,0 +1,94 @@
+"""Bookings in MongoDB: stored, read and moved on, with concurrent calls sharing one command.
+
+Each caller still waits for its own result (a 202 always means stored); it just
+shares the round trip with the calls that arrived during the previous one (see
+``clinic.store.batching``).
+"""
+
+from datetime import datetime
+
+from pymongo import UpdateOne
+
+from clinic.clock import utcnow
+from clinic.messages import BookingStatus
+from clinic.store.batching import Batched, inserts_of, reads_of
+from clinic.store.documents import Booking
+
+_inserts = inserts_of(Booking)
+_reads = reads_of(Booking)
+
+
+async def insert(booking: Booking) -> bool:
+    """Store a new booking: True once stored, False if its id is taken."""
+    return await _inserts.run(booking)
+
+
+async def get(booking_id: str) -> Booking | None:
+    """The booking with this id, or None."""
+    return await _reads.run(booking_id)
+
+
+Move = tuple[str, dict[str, object]]
+"""A booking id, and the fields its move sets (one of them a unique ``decision_id``)."""
+
+
+async def move_if_pending(booking_id: str, changes: dict[str, object]) -> bool:
+    """Set ``changes`` on the booking if it is still pending; whether this move won.
+
+    The filter on ``status: pending`` makes a booking move at most once, even when
+    two workers handle the same message. ``changes`` must carry a ``decision_id``
+    of its own: when moves race, the stored one names the winner.
+    """
+    return await _moves.run((booking_id, changes))
+
+
+async def _move_all(moves: list[Move]) -> list[bool | BaseException]:
+    # A plain bulk update, not findAndModify: the callers know their bookings already.
+    collection = Booking.get_pymongo_collection()
+    result = await collection.bulk_write(
+        [
+            UpdateOne({"_id": booking_id, "status": BookingStatus.PENDING}, {"$set": changes})
+            for booking_id, changes in moves
+        ],
+        ordered=False,
+    )
+    if result.modified_count == len(moves):
+        return [True] * len(moves)
+    # Some lost (to a duplicate delivery, a cancellation): each booking keeps the
+    # decision id of the move that won.
+    stored = collection.find({"_id": {"$in": [b for b, _ in moves]}}, {"decision_id": True})
+    winners = {raw["_id"]: raw.get("decision_id") for raw in await stored.to_list()}
+    return [winners.get(booking_id) == changes["decision_id"] for booking_id, changes in moves]
+
+
+_moves: Batched[Move, bool] = Batched(_move_all)
+
+
+async def cancel(booking_id: str) -> bool:
+    """Mark a pending or confirmed booking cancelled; whether this call cancelled it."""
+    result = await Booking.get_pymongo_collection().update_one(
+        {"_id": booking_id, "status": {"$in": [BookingStatus.PENDING, BookingStatus.CONFIRMED]}},
+        {
+            "$set": {
+                "status": BookingStatus.CANCELLED,
+                "reason": None,
+                "reason_code": None,
+                "updated_at": utcnow(),
+            }
+        },
+    )
+    return bool(result.modified_count)
+
+
+async def pending_between(doctor_id: str, start: datetime, end: datetime) -> list[datetime]:
+    """The times of the doctor's pending bookings in ``[start, end)``."""
+    found = Booking.get_pymongo_collection().find(
+        {
+            "doctor_id": doctor_id,
+            "date": {"$gte": start, "$lt": end},
+            "status": BookingStatus.PENDING.value,
+        },
+        {"date": True},
+        hint="list_by_date",  # the day's bookings: a clinic's day is small
+    )
+    return [raw["date"] for raw in await found.to_list()]

@@ -1,0 +1,64 @@
+"""The MongoDB connection, shared by the API and the workers."""
+
+import logging
+
+from beanie import init_beanie
+from pymongo import AsyncMongoClient
+from pymongo.errors import PyMongoError
+
+from clinic.settings import settings
+from clinic.store.documents import DOCUMENT_MODELS, OBSOLETE_INDEXES
+
+log = logging.getLogger("clinic.database")
+
+# The errors that mean "the database is not answering": the API turns them into 503,
+# the workers into a retry.
+DatabaseUnavailable = PyMongoError
+
+
+async def connect_database(*, create_indexes: bool = True) -> AsyncMongoClient[dict[str, object]]:
+    """Connect to MongoDB and register the clinic's documents.
+
+    The API creates the indexes at startup. The workers do not: a restarted worker
+    must not wait for index builds on a busy database. No double booking needs
+    more than the ``_id``; the API's unique ``one_slot_per_booking`` index adds
+    that a redelivered booking never holds a second slot.
+    """
+    timeout_ms = round(settings.mongo_timeout * 1000)
+    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(
+        settings.mongo_url,
+        tz_aware=True,
+        serverSelectionTimeoutMS=timeout_ms,
+        connectTimeoutMS=timeout_ms,
+        socketTimeoutMS=max(timeout_ms * 5, 10_000),
+        maxPoolSize=settings.mongo_pool_size,
+        waitQueueTimeoutMS=max(timeout_ms * 5, 10_000),
+    )
+    await init_beanie(
+        database=client[settings.mongo_db],
+        document_models=DOCUMENT_MODELS,
+        skip_indexes=not create_indexes,
+    )
+    if create_indexes:
+        await drop_obsolete_indexes(client)
+    return client
+
+
+async def drop_obsolete_indexes(client: AsyncMongoClient[dict[str, object]]) -> None:
+    """Drop the indexes earlier versions created and nothing uses: each one slows every write."""
+    database = client[settings.mongo_db]
+    for collection, names in OBSOLETE_INDEXES.items():
+        existing = await database[collection].index_information()
+        for name in names:
+            if name in existing:
+                await database[collection].drop_index(name)
+                log.info("dropped the index %s.%s, which nothing uses any more", collection, name)
+
+
+async def database_is_up(client: AsyncMongoClient[dict[str, object]]) -> bool:
+    """Whether MongoDB answers a ping right now."""
+    try:
+        await client.admin.command("ping")
+    except PyMongoError:
+        return False
+    return True

@@ -1,0 +1,50 @@
+"""The clinic's doctors in MongoDB."""
+
+from typing import Any
+
+from pymongo.errors import DuplicateKeyError
+
+from clinic.store.batching import Batched
+from clinic.store.documents import Doctor
+
+
+class DoctorExists(Exception):  # noqa: N818 - it names the situation, not an error kind
+    """A doctor with this id is stored already."""
+
+
+async def get(doctor_id: str) -> Doctor | None:
+    """The doctor with this id, active or not; None if there is none."""
+    return await Doctor.get(doctor_id)
+
+
+async def listed(*, include_inactive: bool = False) -> list[Doctor]:
+    """The doctors by id: the active ones, or all of them."""
+    query = Doctor.find_all() if include_inactive else Doctor.find(Doctor.active == True)  # noqa: E712
+    return await query.sort("_id").to_list()
+
+
+async def add(doctor: Doctor) -> None:
+    """Store a new doctor; ``DoctorExists`` if the id is taken."""
+    try:
+        await doctor.insert()
+    except DuplicateKeyError as exc:
+        raise DoctorExists(doctor.id) from exc
+
+
+async def change(doctor: Doctor, changes: dict[str, Any]) -> None:
+    """Store ``changes`` to the doctor's fields (and apply them to ``doctor``)."""
+    await doctor.set(changes)
+
+
+async def everyone() -> list[Doctor]:
+    """Every doctor, active or not, by id; one read serves every caller waiting."""
+    return await _everyone.run(None)
+
+
+async def _read_everyone(callers: list[None]) -> list[list[Doctor] | BaseException]:
+    # A clinic has tens of doctors: one read of them all answers every caller.
+    doctors = await Doctor.find_all().sort("_id").to_list()
+    return [doctors] * len(callers)
+
+
+_everyone: Batched[None, list[Doctor]] = Batched(_read_everyone)

@@ -1,0 +1,181 @@
+"""What the clinic stores in MongoDB, with an index for every query the code makes."""
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import ClassVar
+from uuid import uuid4
+
+from beanie import Document
+from pydantic import Field, model_validator
+from pymongo import ASCENDING, DESCENDING, IndexModel
+
+from clinic.clock import utcnow
+from clinic.messages import BookingStatus, RejectionCode
+from clinic.store.doctor_profile import DoctorId, DoctorProfile
+
+
+def new_booking_id() -> str:
+    """A random UUID: the patient's unguessable key to their booking."""
+    return str(uuid4())
+
+
+class Doctor(Document, DoctorProfile):
+    """A doctor patients can book; deactivated doctors take no new bookings."""
+
+    id: DoctorId  # type: ignore[assignment]
+
+    class Settings:
+        name = "doctors"
+
+
+class Booking(Document):
+    """A patient's appointment request and where it stands."""
+
+    id: str = Field(default_factory=new_booking_id)  # type: ignore[assignment]
+    patient_name: str
+    patient_email: str
+    date: datetime
+    doctor_id: str | None = None
+    # The doctor's name when the booking was decided, for the patient's emails.
+    doctor_name: str | None = None
+    status: BookingStatus = BookingStatus.PENDING
+    # Which decision won, when workers raced: decisions are written in batches,
+    # and a batch's result only counts its winners.
+    decision_id: str | None = None
+    reason: str | None = None
+    reason_code: RejectionCode | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    # The listing order, newest first: creation time, then id to break ties. One
+    # field, so a page boundary is a single range bound on an index.
+    list_key: str = ""
+
+    @model_validator(mode="after")
+    def _keyed_for_listing(self) -> "Booking":
+        if not self.list_key:
+            self.list_key = f"{self.created_at.astimezone(UTC):%Y-%m-%dT%H:%M:%S.%f}|{self.id}"
+        return self
+
+    class Settings:
+        name = "bookings"
+        indexes: ClassVar[list[IndexModel]] = [
+            # GET /bookings, newest first, unfiltered or by one filter (see clinic.store.listing).
+            IndexModel([("list_key", DESCENDING)], name="list_all"),
+            IndexModel([("status", ASCENDING), ("list_key", DESCENDING)], name="list_by_status"),
+            IndexModel(
+                [("patient_email", ASCENDING), ("list_key", DESCENDING)], name="list_by_patient"
+            ),
+            IndexModel([("date", ASCENDING), ("list_key", DESCENDING)], name="list_by_date"),
+            # A doctor's bookings, listed. (Availability reads the day through list_by_date.)
+            IndexModel([("doctor_id", ASCENDING), ("list_key", DESCENDING)], name="list_by_doctor"),
+        ]
+
+
+class MessageKind(StrEnum):
+    """What an outbox record stands for."""
+
+    REQUEST = "request"
+    """A booking request, for the booking workers."""
+    STATUS = "status"
+    """A status change, for the fanout exchange."""
+    EMAIL = "email"
+    """The email of a status change, to the patient."""
+
+
+SENT_RECORD_TTL = 7 * 24 * 3600
+"""Seconds a sent record is kept: a copy of its message arriving later is not sent again."""
+DUE = "due"
+"""The name of the index the outbox relay reads."""
+
+
+class OutboxRecord(Document):
+    """One message that must leave the clinic, and whether it has.
+
+    Its id names the message: ``request:<booking>``, ``status:<booking>:<status>``
+    or ``email:<booking>:<status>``. While the message has not left, ``due_at``
+    says when it is to be sent again if nobody has (see ``clinic.domain.outbox``);
+    once it has, ``due_at`` is gone and ``sent_at`` is set.
+    """
+
+    id: str  # type: ignore[assignment]
+    kind: MessageKind
+    booking_id: str
+    status: BookingStatus | None = None
+    due_at: datetime | None = None
+    sent_at: datetime | None = None
+    attempts: int = 1
+
+    class Settings:
+        name = "outbox"
+        indexes: ClassVar[list[IndexModel]] = [
+            # Partial: a record is only in it while its message has not left, so the
+            # index stays small and the relay's scan is cheap.
+            IndexModel(
+                [("due_at", ASCENDING)],
+                name=DUE,
+                partialFilterExpression={"due_at": {"$type": "date"}},
+            ),
+            # MongoDB removes sent records by itself; unsent ones have no sent_at.
+            IndexModel([("sent_at", ASCENDING)], name="expiry", expireAfterSeconds=SENT_RECORD_TTL),
+        ]
+
+
+class SlotClaim(Document):
+    """A doctor's appointment slot, held by one booking.
+
+    Its id is ``<doctor id>|<slot start>``: the unique ``_id`` makes two holders of
+    one slot impossible, however the claims race.
+    """
+
+    id: str  # type: ignore[assignment]
+    doctor_id: str
+    start: datetime
+    booking_id: str
+    claimed_at: datetime = Field(default_factory=utcnow)
+
+    class Settings:
+        name = "slot_claims"
+        indexes: ClassVar[list[IndexModel]] = [
+            # A booking holds at most one slot; a redelivery finds the one it holds.
+            IndexModel([("booking_id", ASCENDING)], name="one_slot_per_booking", unique=True),
+            # Availability: a doctor's held slots in a day.
+            IndexModel([("doctor_id", ASCENDING), ("start", ASCENDING)], name="by_doctor_time"),
+        ]
+
+
+class IdempotencyKey(Document):
+    """A client's ``Idempotency-Key``: the booking its first request created."""
+
+    id: str  # type: ignore[assignment]
+    request_hash: str
+    booking_id: str
+    expires_at: datetime
+
+    class Settings:
+        name = "idempotency_keys"
+        indexes: ClassVar[list[IndexModel]] = [
+            # MongoDB removes expired keys by itself (the code ignores them until then).
+            IndexModel([("expires_at", ASCENDING)], name="expiry", expireAfterSeconds=0),
+        ]
+
+
+DOCUMENT_MODELS: list[type[Document]] = [
+    Doctor,
+    Booking,
+    OutboxRecord,
+    SlotClaim,
+    IdempotencyKey,
+]
+
+OBSOLETE_INDEXES = {
+    "bookings": [
+        "newest_first",
+        "doctor_schedule",
+        "unannounced",
+        "outbox",
+        "relay_unannounced",
+        "relay_unpublished",
+    ],
+    "slot_claims": ["by_booking"],
+}
+"""Indexes earlier versions created and nothing reads: each one slows every write."""

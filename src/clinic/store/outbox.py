@@ -1,0 +1,112 @@
+"""The outbox's records: what must leave the clinic, and whether it has.
+
+Every message whose loss a patient would notice has a record here before it is
+sent, keyed by the message: a booking request, a status change no request
+message will bring back, each email. ``mark_sent`` records that it left;
+``lease_due`` hands the outbox relay whatever is overdue. See
+``clinic.domain.outbox`` for who writes which record and when.
+"""
+
+from datetime import datetime, timedelta
+
+from pymongo import ASCENDING, ReturnDocument
+
+from clinic.clock import utcnow
+from clinic.messages import BookingStatus
+from clinic.store.batching import Batched, inserts_of, reads_of
+from clinic.store.documents import DUE, MessageKind, OutboxRecord
+
+
+def _later(seconds: float) -> datetime:
+    """``seconds`` from now, to the millisecond, so it compares equal once stored."""
+    return utcnow() + timedelta(milliseconds=round(seconds * 1000))
+
+
+def record_id(kind: MessageKind, booking_id: str, status: BookingStatus | None = None) -> str:
+    """The id of the record of one message: its kind, its booking and, but for requests, status."""
+    return f"{kind.value}:{booking_id}" if status is None else f"{kind.value}:{booking_id}:{status}"
+
+
+def new_record(
+    kind: MessageKind, booking_id: str, status: BookingStatus | None, leave_within: float | None
+) -> OutboxRecord:
+    """A record of a message that is due to be sent again ``leave_within`` seconds from now.
+
+    With ``leave_within=None`` the record is of a message that has left already.
+    """
+    return OutboxRecord(
+        id=record_id(kind, booking_id, status),
+        kind=kind,
+        booking_id=booking_id,
+        status=status,
+        due_at=None if leave_within is None else _later(leave_within),
+        sent_at=utcnow() if leave_within is None else None,
+    )
+
+
+_inserts = inserts_of(OutboxRecord)
+_reads = reads_of(OutboxRecord)
+
+
+async def add(record: OutboxRecord) -> bool:
+    """Store a new record: True once stored, False if the message has one already."""
+    return await _inserts.run(record)
+
+
+async def get(record_id: str) -> OutboxRecord | None:
+    """The record with this id, or None."""
+    return await _reads.run(record_id)
+
+
+async def mark_sent(record_id: str) -> None:
+    """Record that the message left: it is not due any more, and a copy of it is not sent."""
+    await _sent_marks.run(record_id)
+
+
+async def _mark_all_sent(record_ids: list[str]) -> list[BaseException | None]:
+    await OutboxRecord.get_pymongo_collection().update_many(
+        {"_id": {"$in": record_ids}}, {"$set": {"sent_at": utcnow()}, "$unset": {"due_at": ""}}
+    )
+    return [None] * len(record_ids)
+
+
+_sent_marks: Batched[str, None] = Batched(_mark_all_sent)
+
+
+async def drop(record_id: str) -> None:
+    """Forget a record whose message is not to be sent at all."""
+    await OutboxRecord.get_pymongo_collection().delete_one({"_id": record_id})
+
+
+async def lease_due(kinds: list[MessageKind], lease: float) -> OutboxRecord | None:
+    """The oldest overdue record of these kinds, due again ``lease`` seconds from now.
+
+    The lease keeps other relays off it while this one sends it; if this one dies,
+    the record is overdue again when the lease ends.
+    """
+    raw = await OutboxRecord.get_pymongo_collection().find_one_and_update(
+        # The $type repeats the partial index's filter, so the index may serve it.
+        {"due_at": {"$type": "date", "$lte": utcnow()}, "kind": {"$in": [k.value for k in kinds]}},
+        {"$set": {"due_at": _later(lease)}, "$inc": {"attempts": 1}},
+        sort=[("due_at", ASCENDING)],
+        return_document=ReturnDocument.AFTER,
+        hint=DUE,
+    )
+    return None if raw is None else OutboxRecord.model_validate(raw)
+
+
+async def take_over(record_id: str, lease: float) -> OutboxRecord | None:
+    """Lease an unsent record whose lease ran out (its sender died); None if it is not."""
+    raw = await OutboxRecord.get_pymongo_collection().find_one_and_update(
+        {"_id": record_id, "due_at": {"$type": "date", "$lt": utcnow()}},
+        {"$set": {"due_at": _later(lease)}, "$inc": {"attempts": 1}},
+        return_document=ReturnDocument.AFTER,
+    )
+    return None if raw is None else OutboxRecord.model_validate(raw)
+
+
+async def release(record_id: str, due_at: datetime | None) -> None:
+    """Delete an unsent record while its lease is still ``due_at``, so a retry may send at once."""
+    await OutboxRecord.get_pymongo_collection().delete_one(
+        {"_id": record_id, "due_at": due_at, "sent_at": None}
+    )
