@@ -87,6 +87,8 @@ async def settled(rabbitmqctl: Callable[..., str]) -> bool:
     depths = await asyncio.to_thread(queue_depths, rabbitmqctl)
     if any(depths.get(name, 0) for name in WORK_QUEUES):
         return False
+    if await Booking.find({"request_due_at": {"$ne": None}, "status": "pending"}).count():
+        return False
     return await OutboxRecord.find({"due_at": {"$ne": None}}).count() == 0
 
 

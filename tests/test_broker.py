@@ -27,7 +27,7 @@ from clinic.messaging.retries import PARKED_FROM_HEADER, PARKED_REASON_HEADER
 from clinic.messaging.topology import BOOKING_REQUESTS, NOTIFICATIONS, declare_topology
 from clinic.settings import settings
 from clinic.store import outbox
-from clinic.store.documents import Booking, MessageKind, OutboxRecord
+from clinic.store.documents import Booking, MessageKind
 from tests.conftest import Mailbox, broker_of, publishers_of, unavailable
 from tests.integration import parked_messages, queue, stored_booking, terminal, wait_for
 
@@ -220,17 +220,17 @@ async def test_booking_stays_accepted_when_its_publish_fails_and_the_relay_publi
     booking_id = response.json()["id"]
     [booking] = await Booking.find_all().to_list()
     assert booking.status is BookingStatus.PENDING
-    record = await outbox.get(outbox.record_id(MessageKind.REQUEST, booking_id))
-    assert record is not None
-    assert record.sent_at is None, "recorded as published"
+    assert booking.request_due_at is not None, "nobody would publish it"
+    sent = outbox.record_id(MessageKind.REQUEST, booking_id)
+    assert await outbox.get(sent) is None, "recorded as published"
     [warning] = [r for r in caplog.records if "request not published yet" in r.getMessage()]
     assert "NO_ROUTE" in warning.getMessage()
     requests = await queue(rabbit, BOOKING_REQUESTS.name)
     assert requests.declaration_result.message_count == 0
 
     assert await relay_once(publishers) == 0, "published before its grace period was over"
-    await OutboxRecord.get_pymongo_collection().update_one(
-        {"_id": record.id}, {"$set": {"due_at": utcnow() - timedelta(seconds=1)}}
+    await Booking.get_pymongo_collection().update_one(
+        {"_id": booking_id}, {"$set": {"request_due_at": utcnow() - timedelta(seconds=1)}}
     )  # the grace period is over
     assert await relay_once(publishers) == 1
     assert await relay_once(publishers) == 0, "published twice"
@@ -238,9 +238,10 @@ async def test_booking_stays_accepted_when_its_publish_fails_and_the_relay_publi
     assert json.loads(message.body) == {"bookingId": booking_id}
     assert message.delivery_mode == aio_pika.DeliveryMode.PERSISTENT
     assert message.correlation_id == booking_id
-    settled = await outbox.get(outbox.record_id(MessageKind.REQUEST, booking_id))
+    assert await outbox.get(sent) is not None, "not recorded as published"
+    settled = await Booking.get(booking_id)
     assert settled is not None
-    assert settled.sent_at is not None
+    assert settled.request_due_at is None, "the relay would come back to it"
 
 
 async def test_database_down_answers_503_json_and_publishes_nothing(

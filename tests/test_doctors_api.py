@@ -116,6 +116,9 @@ async def test_availability_leaves_out_pending_and_confirmed_slots(client: Async
     )
 
     assert pending.status_code == 202
+    assert pending.json()["status"] == "pending"
+    still = await client.get(f"/booking/{pending.json()['id']}")
+    assert still.json()["status"] == "pending", "no handler runs beside this API"
     body = answer.json()
     assert body["timezone"] == "Europe/Madrid"
     local_starts = [slot["localStart"][11:16] for slot in body["slots"]]

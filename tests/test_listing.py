@@ -155,3 +155,25 @@ async def test_every_filter_combination_is_served_by_an_index(with_cursor: bool)
             stages = winning_stages(plan)
             assert not any(s.startswith("COLLSCAN") for s in stages), (names, stages)
             assert f"IXSCAN:{where.index()}" in stages, (names, stages)
+
+
+async def test_the_count_of_every_filter_combination_is_served_by_an_index() -> None:
+    for n in range(20):
+        await store(n, doctor_id="dr-test" if n % 2 else None)
+    # From one filter up: counting every booking reads them all, index or not.
+    for size in range(1, len(FILTERS) + 1):
+        for names in itertools.combinations(FILTERS, size):
+            where = BookingFilter(**{name: FILTERS[name] for name in names})
+            # The command count() sends: pymongo's count_documents, with its hint.
+            command: dict[str, Any] = {
+                "aggregate": Booking.get_pymongo_collection().name,
+                "pipeline": [{"$match": where.query()}, {"$group": {"_id": 1, "n": {"$sum": 1}}}],
+                "cursor": {},
+            }
+            if hint := where.hint():
+                command["hint"] = hint
+            database = Booking.get_pymongo_collection().database
+            plan = await database.command({"explain": command})
+            stages = winning_stages(plan["stages"][0]["$cursor"])
+            assert not any(s.startswith("COLLSCAN") for s in stages), (names, stages)
+            assert f"IXSCAN:{where.index()}" in stages, (names, stages)

@@ -28,7 +28,8 @@ from tests.integration import stored_booking
 from tests.private_broker import PrivateRabbit
 from tests.stack import Stack, log_count, wait_until_terminal
 
-pytestmark = [pytest.mark.faults, pytest.mark.usefixtures("clean_db")]
+# Above the sum of the waits inside each test, so a wait fails with its own message.
+pytestmark = [pytest.mark.faults, pytest.mark.timeout(360), pytest.mark.usefixtures("clean_db")]
 
 RETRY_DELAY = 4.0
 ATTEMPT_LINE = re.compile(r"^(\S+ \S+) \d+ WARNING clinic\.retries \[(\S+)\] attempt (\d+) failed")

@@ -9,7 +9,7 @@ from faststream.rabbit import TestRabbitBroker
 
 from clinic.clock import utcnow
 from clinic.domain.decisions import give_up
-from clinic.domain.outbox import record_request, record_status, relay_once
+from clinic.domain.outbox import record_status, relay_once
 from clinic.handlers import worker_app
 from clinic.messages import BookingStatus
 from clinic.messaging.broker import Publishers
@@ -28,69 +28,73 @@ async def publishers() -> AsyncIterator[Publishers]:
         yield publishers_of(app)
 
 
-async def booking(n: int, status: BookingStatus = BookingStatus.PENDING) -> Booking:
+async def booking(
+    n: int, status: BookingStatus = BookingStatus.PENDING, *, request_overdue: bool = False
+) -> Booking:
     stored = Booking(
         patient_name=f"Paciente {n}",
         patient_email=f"p{n}@example.com",
         date=utcnow() + timedelta(days=3, minutes=n),
         status=status,
+        request_due_at=utcnow() - timedelta(seconds=1) if request_overdue else None,
     )
     await stored.insert()
     return stored
 
 
 async def make_overdue() -> None:
-    """Every unsent record's grace period is over."""
+    """Every unsent status record's grace period is over."""
     await OutboxRecord.get_pymongo_collection().update_many(
         {"due_at": {"$type": "date"}}, {"$set": {"due_at": utcnow() - timedelta(seconds=1)}}
     )
 
 
+def request_sent(booking_id: str) -> OutboxRecord:
+    return outbox.new_record(MessageKind.REQUEST, booking_id, None, None)
+
+
 async def test_the_relay_publishes_only_requests_the_broker_never_confirmed(
     publishers: Publishers,
 ) -> None:
-    confirmed = [await booking(n) for n in range(3)]
-    lost = await booking(3)
-    for stored in [*confirmed, lost]:
-        await record_request(stored.id)
+    # Still pending past the grace period: three wait in the queue behind others,
+    # one was never published (the API died, or the broker refused it).
+    confirmed = [await booking(n, request_overdue=True) for n in range(3)]
+    lost = await booking(3, request_overdue=True)
     for stored in confirmed:
-        await outbox.mark_sent(outbox.record_id(MessageKind.REQUEST, stored.id))
-    await make_overdue()
+        await outbox.add(request_sent(stored.id))
 
     assert await relay_once(publishers) == 1
     assert await relay_once(publishers) == 0
     publishers.booking_requests.mock.assert_called_once_with({"bookingId": lost.id})
-    record = await outbox.get(outbox.record_id(MessageKind.REQUEST, lost.id))
-    assert record is not None
-    assert record.sent_at is not None
-    assert record.due_at is None
+    sent = await outbox.get(outbox.record_id(MessageKind.REQUEST, lost.id))
+    assert sent is not None
+    assert sent.sent_at is not None
+    settled = await Booking.find({"request_due_at": {"$ne": None}}).count()
+    assert settled == 0, "the relay would come back to them"
 
 
 async def test_a_request_whose_booking_was_decided_is_settled_without_publishing(
     publishers: Publishers,
 ) -> None:
-    decided = await booking(0, BookingStatus.CONFIRMED)
-    await record_request(decided.id)  # published, but the mark was lost
-    await make_overdue()
+    # Decided by a worker that cleared nothing: a booking stored by an earlier version.
+    decided = await booking(0, BookingStatus.CONFIRMED, request_overdue=True)
 
     assert await relay_once(publishers) == 0
     publishers.booking_requests.mock.assert_not_called()
-    record = await outbox.get(outbox.record_id(MessageKind.REQUEST, decided.id))
-    assert record is not None
-    assert record.sent_at is not None, "the relay would come back to it"
+    current = await Booking.get(decided.id)
+    assert current is not None
+    assert current.request_due_at is None, "the relay would come back to it"
 
 
-async def test_a_request_never_stored_as_a_booking_is_dropped_and_never_published(
+async def test_a_request_is_not_published_before_its_grace_period_is_over(
     publishers: Publishers,
 ) -> None:
-    await record_request("never-stored")  # the API died before storing the booking
-    await make_overdue()
-    assert await relay_once(publishers) == 0
-    assert await outbox.get("request:never-stored") is not None, "dropped at the first sight"
+    pending = await booking(0)
+    await Booking.get_pymongo_collection().update_one(
+        {"_id": pending.id}, {"$set": {"request_due_at": utcnow() + timedelta(seconds=60)}}
+    )
 
-    await make_overdue()
     assert await relay_once(publishers) == 0
-    assert await outbox.get("request:never-stored") is None
     publishers.booking_requests.mock.assert_not_called()
 
 
@@ -132,10 +136,7 @@ async def test_a_status_change_that_never_happened_is_dropped_not_announced(
 async def test_relays_competing_for_the_same_records_send_each_once(
     publishers: Publishers,
 ) -> None:
-    pending = [await booking(n) for n in range(20)]
-    for stored in pending:
-        await record_request(stored.id)
-    await make_overdue()
+    pending = [await booking(n, request_overdue=True) for n in range(20)]
 
     sent = await asyncio.gather(*(relay_once(publishers) for _ in range(3)))
 

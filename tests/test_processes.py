@@ -52,14 +52,25 @@ def test_the_compose_services_commands_book_confirm_and_email(tmp_path: Path) ->
         booking_id = book(base_url, 0)
         body = wait_for_status(base_url, booking_id)
         assert body["status"] == "confirmed"
+        # A staff search by address: the query string reaches uvicorn's access log.
+        found = httpx.get(
+            f"{base_url}/bookings",
+            params={"patientEmail": "juan@example.com"},
+            headers={"Authorization": "Bearer staff-token-1"},
+            timeout=10,
+        )
+        assert [b["id"] for b in found.json()["bookings"]] == [booking_id]
         deadline = time.monotonic() + 15
         while booking_id not in email_log.read_text() and time.monotonic() < deadline:
             time.sleep(0.1)
 
     emails = email_log.read_text()
     assert re.search(rf"\[{booking_id}\] email to j\*\*\*@example\.com: .*confirmed", emails)
+    assert re.search(r'"GET /bookings\?patientEmail=j\*\*\*@example\.com', api_log.read_text())
     for log in (api_log, booking_log, email_log):
         assert "juan@example.com" not in log.read_text(), log.name
+        assert "juan%40example.com" not in log.read_text(), log.name
+        assert "Juan Pérez" not in log.read_text(), log.name
         # One booking followed across the three processes by its id (the correlation id).
         assert f"[{booking_id}]" in log.read_text(), log.name
 

@@ -99,7 +99,7 @@ async def chaos(
     return dict(kills)
 
 
-@pytest.mark.timeout(420)
+@pytest.mark.timeout(480)  # above posting plus the waits inside (at most 310 s)
 async def test_soak_with_chaos(
     tmp_path: Path, rabbit: aio_pika.abc.AbstractChannel, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -134,12 +134,12 @@ async def test_soak_with_chaos(
         ids, retries = await post_all(stack, BOOKINGS)
         posted = time.monotonic()
         # Watched on the audit queue, so the database is not slowed down by polling.
-        deadline = time.monotonic() + 240
+        deadline = time.monotonic() + 180
         while len({message_id for message_id, _ in announced}) < len(ids):
             assert time.monotonic() < deadline, f"{len(set(announced))} of {len(ids)} decided"
             await asyncio.sleep(0.5)
         decided = time.monotonic()
-        await stack.wait_for_emails(ids, within=120)
+        await stack.wait_for_emails(ids, within=60)
         bookings = await wait_until_terminal(ids, within=10)
         done.set()
         kills = await killer
@@ -185,3 +185,4 @@ async def test_soak_with_chaos(
     assert depths["parked_messages"] == 0, depths
     # Nothing was left unsent in the outbox.
     assert await OutboxRecord.find({"due_at": {"$ne": None}}).count() == 0
+    assert await Booking.find({"request_due_at": {"$ne": None}}).count() == 0

@@ -12,7 +12,8 @@ from clinic.messaging.broker import Publishers
 from clinic.settings import settings
 
 
-def _mongo_client(request: Request) -> AsyncMongoClient[dict[str, object]]:
+# The providers are async: FastAPI runs a plain function in a thread on every request.
+async def _mongo_client(request: Request) -> AsyncMongoClient[dict[str, object]]:
     client: AsyncMongoClient[dict[str, object]] = request.app.state.mongo
     return client
 
@@ -20,7 +21,7 @@ def _mongo_client(request: Request) -> AsyncMongoClient[dict[str, object]]:
 MongoClient = Annotated[AsyncMongoClient[dict[str, object]], Depends(_mongo_client)]
 
 
-def _broker(request: Request) -> RabbitBroker:
+async def _broker(request: Request) -> RabbitBroker:
     broker: RabbitBroker = request.app.state.broker
     return broker
 
@@ -29,7 +30,7 @@ Broker = Annotated[RabbitBroker, Depends(_broker)]
 """The API's broker."""
 
 
-def _publishers(request: Request) -> Publishers:
+async def _publishers(request: Request) -> Publishers:
     publishers: Publishers = request.app.state.publishers
     return publishers
 
@@ -41,7 +42,9 @@ Publish = Annotated[Publishers, Depends(_publishers)]
 _bearer = HTTPBearer(auto_error=False, description="A staff token from CLINIC_STAFF_TOKENS.")
 
 
-def _staff(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> str:
+async def _staff(
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> str:
     """The staff token presented; 401 without one, 403 with a wrong one."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise HTTPException(

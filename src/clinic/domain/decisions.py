@@ -51,6 +51,7 @@ async def transition(
         "reason_code": code,
         "updated_at": utcnow(),
         "decision_id": uuid4().hex,
+        "request_due_at": None,  # a worker had the request: it needs no more sending
     }
     if doctor:
         changes |= {"doctor_id": doctor.id, "doctor_name": doctor.name}

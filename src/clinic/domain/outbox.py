@@ -1,34 +1,38 @@
 """The outbox: whatever must leave the clinic does, sooner or later, and not needlessly twice.
 
-A message whose loss a patient would notice is recorded in ``outbox`` before the
+A message whose loss a patient would notice is recorded before, or with, the
 change that calls for it, so no crash can leave the change without it:
 
-- **A booking request.** The API records ``request:<booking>`` and then stores the
-  booking, answers 202, publishes the request and marks the record sent.
+- **A booking request** is recorded by the booking itself: the API stores it with
+  ``request_due_at`` set, answers 202, publishes the request and records
+  ``request:<booking>`` in ``outbox`` as sent. A worker's decision clears
+  ``request_due_at``. Keeping the due part in the booking makes storing a
+  booking one write.
 - **A status change no request message will bring back:** a cancellation, or a
   booking given up on after its last retry. The record
   ``status:<booking>:<status>`` is written before the booking changes; the change
   is announced and the record marked sent.
+- **A worker's own decision** needs no record before it is announced: the worker
+  announces before it acks the request, so until then the request message is
+  the decision's outbox. It records the announcement as sent, so a redelivered
+  request does not announce the decision again.
 - **An email:** the notification worker's record ``email:<booking>:<status>``
   (see ``clinic.domain.emails``).
 
-A worker's own decision needs no record before it is announced: the worker
-announces before it acks the request, so until then the request message is the
-decision's outbox. It records the announcement once sent, so a redelivered
-request does not announce the decision again.
-
-Every booking-worker process runs the relay. It leases each request or status
-record still unsent after ``CLINIC_OUTBOX_GRACE`` and sends it from the booking
-as it is now: a request only while the booking is pending, a status change only
-while the booking still has that status; anything else is settled or dropped.
-Sending twice is harmless: deciding is idempotent, and a status change keeps its
-message id.
+Every booking-worker process runs the relay. It leases each request and status
+change still due after ``CLINIC_OUTBOX_GRACE`` and sends it from the booking as
+it is now: a request only while the booking is pending and the broker never
+confirmed it, a status change only while the booking still has that status;
+anything else is settled or dropped. Sending twice is harmless: deciding is
+idempotent, and a status change keeps its message id.
 """
 
 import asyncio
 import logging
 from contextlib import suppress
+from datetime import datetime, timedelta
 
+from clinic.clock import utcnow
 from clinic.messages import BookingStatus, BookingStatusChanged
 from clinic.messaging.broker import Publishers
 from clinic.settings import settings
@@ -40,15 +44,13 @@ log = logging.getLogger("clinic.outbox")
 
 RELAY_BATCH = 500
 """Most records one relay scan sends, so a backlog never starves the shutdown."""
-RELAYED = [MessageKind.REQUEST, MessageKind.STATUS]
-"""What the relay sends; an email is sent again by its event's redelivery."""
+RELAYED = [MessageKind.STATUS]
+"""The outbox records the relay sends; an email is sent again by its event's redelivery."""
 
 
-async def record_request(booking_id: str) -> None:
-    """Record that the booking's request must reach the booking workers."""
-    await outbox.add(
-        outbox.new_record(MessageKind.REQUEST, booking_id, None, settings.outbox_grace)
-    )
+def request_due() -> datetime:
+    """When the outbox relay sends a booking's request that nobody confirmed sent by then."""
+    return utcnow() + timedelta(seconds=settings.outbox_grace)
 
 
 async def record_status(booking_id: str, status: BookingStatus) -> bool:
@@ -59,12 +61,12 @@ async def record_status(booking_id: str, status: BookingStatus) -> bool:
 
 
 async def hand_over(publishers: Publishers, booking_id: str) -> None:
-    """Publish a just-stored booking's request and mark it sent; if that fails, the relay will."""
+    """Publish a just-stored booking's request and record it sent; if that fails, the relay will."""
     try:
         await publishers.request_decision(booking_id)
         # Lost if this fails or the process dies now: the relay finds the booking
         # decided, or publishes the request once more, which is harmless.
-        await outbox.mark_sent(outbox.record_id(MessageKind.REQUEST, booking_id))
+        await outbox.add(outbox.new_record(MessageKind.REQUEST, booking_id, None, None))
     except Exception as exc:  # noqa: BLE001 - whatever failed, the relay retries it
         log.warning(
             "request not published yet, the outbox relay will: %r",
@@ -120,40 +122,44 @@ async def announce_recorded(publishers: Publishers, booking: Booking) -> None:
         )
 
 
-async def _send_again(publishers: Publishers, record: OutboxRecord) -> bool:
-    """Send a leased record's message from the booking as it is now; whether it was sent."""
-    booking = await bookings.get(record.booking_id)
-    if booking is None:
-        # The API records a request before it stores the booking: a record without
-        # one, seen twice a grace period apart, is of a request never accepted.
-        if record.attempts > 2:
-            await outbox.drop(record.id)
-        return False
-    if record.kind is MessageKind.REQUEST:
-        if booking.status is not BookingStatus.PENDING:  # a worker had it: it was published
-            await outbox.mark_sent(record.id)
-            return False
+async def _send_request(publishers: Publishers, booking: Booking) -> bool:
+    """Publish a leased booking's request unless it was, or is decided; whether it was sent."""
+    sent = outbox.record_id(MessageKind.REQUEST, booking.id)
+    if booking.status is BookingStatus.PENDING and await outbox.get(sent) is None:
         await publishers.request_decision(booking.id)
-    elif booking.status is not record.status:  # superseded, or the change never happened
-        await outbox.drop(record.id)
+        await outbox.add(outbox.new_record(MessageKind.REQUEST, booking.id, None, None))
+        log.info("request published by the outbox relay", extra={"booking_id": booking.id})
+        published = True
+    else:  # decided, or waiting in the queue behind others: a worker will have it
+        published = False
+    await bookings.settle_request(booking.id)
+    return published
+
+
+async def _send_status(publishers: Publishers, record: OutboxRecord) -> bool:
+    """Announce a leased status change if the booking still has it; whether it was sent."""
+    booking = await bookings.get(record.booking_id)
+    if booking is None or booking.status is not record.status:
+        # Superseded, or the change never happened (the process died in between).
+        await outbox.delete(record.id)
         return False
-    else:
-        await announce(publishers, booking)
+    await announce(publishers, booking)
     await outbox.mark_sent(record.id)
-    log.info(
-        "%s published by the outbox relay", record.kind.value, extra={"booking_id": booking.id}
-    )
+    log.info("status published by the outbox relay", extra={"booking_id": booking.id})
     return True
 
 
 async def relay_once(publishers: Publishers) -> int:
-    """Send the overdue records' messages (up to a batch); how many were sent."""
+    """Send the overdue requests and status changes (up to a batch of each); how many."""
     sent = 0
     for _ in range(RELAY_BATCH):
-        record = await outbox.lease_due(RELAYED, settings.outbox_grace)
-        if record is None:
+        if (booking := await bookings.lease_due_request(settings.outbox_grace)) is None:
             break
-        sent += await _send_again(publishers, record)
+        sent += await _send_request(publishers, booking)
+    for _ in range(RELAY_BATCH):
+        if (record := await outbox.lease_due(RELAYED, settings.outbox_grace)) is None:
+            break
+        sent += await _send_status(publishers, record)
     return sent
 
 

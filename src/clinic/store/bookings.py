@@ -5,14 +5,14 @@ shares the round trip with the calls that arrived during the previous one (see
 ``clinic.store.batching``).
 """
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from pymongo import UpdateOne
+from pymongo import ASCENDING, ReturnDocument, UpdateOne
 
 from clinic.clock import utcnow
 from clinic.messages import BookingStatus
 from clinic.store.batching import Batched, inserts_of, reads_of
-from clinic.store.documents import Booking
+from clinic.store.documents import REQUEST_DUE, Booking
 
 _inserts = inserts_of(Booking)
 _reads = reads_of(Booking)
@@ -74,10 +74,34 @@ async def cancel(booking_id: str) -> bool:
                 "reason": None,
                 "reason_code": None,
                 "updated_at": utcnow(),
+                "request_due_at": None,  # no worker is to decide it any more
             }
         },
     )
     return bool(result.modified_count)
+
+
+async def lease_due_request(lease: float) -> Booking | None:
+    """The booking whose request is longest overdue, due again ``lease`` seconds from now.
+
+    The lease keeps other relays off it while this one sends the request.
+    """
+    raw = await Booking.get_pymongo_collection().find_one_and_update(
+        # The $type repeats the partial index's filter, so the index may serve it.
+        {"request_due_at": {"$type": "date", "$lte": utcnow()}},
+        {"$set": {"request_due_at": utcnow() + timedelta(seconds=lease)}},
+        sort=[("request_due_at", ASCENDING)],
+        return_document=ReturnDocument.AFTER,
+        hint=REQUEST_DUE,
+    )
+    return None if raw is None else Booking.model_validate(raw)
+
+
+async def settle_request(booking_id: str) -> None:
+    """Record that the booking's request needs no more sending."""
+    await Booking.get_pymongo_collection().update_one(
+        {"_id": booking_id}, {"$set": {"request_due_at": None}}
+    )
 
 
 async def pending_between(doctor_id: str, start: datetime, end: datetime) -> list[datetime]:

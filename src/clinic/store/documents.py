@@ -28,6 +28,10 @@ class Doctor(Document, DoctorProfile):
         name = "doctors"
 
 
+REQUEST_DUE = "request_due"
+"""The name of the index through which the outbox relay finds undecided requests."""
+
+
 class Booking(Document):
     """A patient's appointment request and where it stands."""
 
@@ -49,6 +53,10 @@ class Booking(Document):
     # The listing order, newest first: creation time, then id to break ties. One
     # field, so a page boundary is a single range bound on an index.
     list_key: str = ""
+    # The outbox record of the booking's request, kept in the booking itself so that
+    # storing a booking is one write: while set, the request may not have reached a
+    # worker, and the outbox relay sends it from then on. A decision clears it.
+    request_due_at: datetime | None = None
 
     @model_validator(mode="after")
     def _keyed_for_listing(self) -> "Booking":
@@ -68,6 +76,12 @@ class Booking(Document):
             IndexModel([("date", ASCENDING), ("list_key", DESCENDING)], name="list_by_date"),
             # A doctor's bookings, listed. (Availability reads the day through list_by_date.)
             IndexModel([("doctor_id", ASCENDING), ("list_key", DESCENDING)], name="list_by_doctor"),
+            # The outbox relay. Partial: a booking is in it only until it is decided.
+            IndexModel(
+                [("request_due_at", ASCENDING)],
+                name=REQUEST_DUE,
+                partialFilterExpression={"request_due_at": {"$type": "date"}},
+            ),
         ]
 
 
@@ -75,7 +89,7 @@ class MessageKind(StrEnum):
     """What an outbox record stands for."""
 
     REQUEST = "request"
-    """A booking request, for the booking workers."""
+    """A booking request that reached the broker (its due part is the booking's)."""
     STATUS = "status"
     """A status change, for the fanout exchange."""
     EMAIL = "email"
@@ -93,8 +107,10 @@ class OutboxRecord(Document):
 
     Its id names the message: ``request:<booking>``, ``status:<booking>:<status>``
     or ``email:<booking>:<status>``. While the message has not left, ``due_at``
-    says when it is to be sent again if nobody has (see ``clinic.domain.outbox``);
-    once it has, ``due_at`` is gone and ``sent_at`` is set.
+    says when it is to be sent again if nobody has (see ``clinic.domain.outbox``).
+    Once it has, ``due_at`` is gone and ``sent_at`` is set, so that a copy of the
+    message is recognised. A booking request is recorded here only once it has
+    left: until then its record is the booking's ``request_due_at``.
     """
 
     id: str  # type: ignore[assignment]
@@ -115,8 +131,14 @@ class OutboxRecord(Document):
                 name=DUE,
                 partialFilterExpression={"due_at": {"$type": "date"}},
             ),
-            # MongoDB removes sent records by itself; unsent ones have no sent_at.
-            IndexModel([("sent_at", ASCENDING)], name="expiry", expireAfterSeconds=SENT_RECORD_TTL),
+            # MongoDB removes sent records by itself. Partial too: an unsent record
+            # has no sent_at, and costs this index nothing.
+            IndexModel(
+                [("sent_at", ASCENDING)],
+                name="expiry",
+                expireAfterSeconds=SENT_RECORD_TTL,
+                partialFilterExpression={"sent_at": {"$type": "date"}},
+            ),
         ]
 
 

@@ -1,10 +1,11 @@
 """The outbox's records: what must leave the clinic, and whether it has.
 
-Every message whose loss a patient would notice has a record here before it is
-sent, keyed by the message: a booking request, a status change no request
-message will bring back, each email. ``mark_sent`` records that it left;
-``lease_due`` hands the outbox relay whatever is overdue. See
-``clinic.domain.outbox`` for who writes which record and when.
+Every message whose loss a patient would notice is recorded here, keyed by the
+message: a status change no request message will bring back, each email, and a
+booking request once it has left (until then, its record is the booking's
+``request_due_at``). ``mark_sent`` records that a message left; ``lease_due``
+hands the outbox relay whatever is overdue. See ``clinic.domain.outbox`` for
+who writes which record and when.
 """
 
 from datetime import datetime, timedelta
@@ -73,7 +74,7 @@ async def _mark_all_sent(record_ids: list[str]) -> list[BaseException | None]:
 _sent_marks: Batched[str, None] = Batched(_mark_all_sent)
 
 
-async def drop(record_id: str) -> None:
+async def delete(record_id: str) -> None:
     """Forget a record whose message is not to be sent at all."""
     await OutboxRecord.get_pymongo_collection().delete_one({"_id": record_id})
 

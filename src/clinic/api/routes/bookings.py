@@ -10,7 +10,7 @@ from clinic.api.deps import Publish
 from clinic.api.errors import NOT_FOUND, TOO_LARGE, UNAVAILABLE, invalid
 from clinic.api.schemas import BookingOut, BookingRequest, ErrorOut
 from clinic.domain.cancellation import CannotCancel, cancel
-from clinic.domain.outbox import announce_recorded, hand_over, record_request
+from clinic.domain.outbox import announce_recorded, hand_over, request_due
 from clinic.logs import current_booking_id, mask_email
 from clinic.store import bookings, doctors
 from clinic.store.documents import Booking, new_booking_id
@@ -85,10 +85,9 @@ async def book(
         patient_email=str(request.patient_email),
         date=request.date,
         doctor_id=request.doctor_id,
+        # Stored with the booking, so no crash can leave it without its request.
+        request_due_at=request_due(),
     )
-    # The request is recorded before the booking is stored: no crash can leave a
-    # stored booking that nobody will hand to the workers.
-    await record_request(booking.id)
     if not await bookings.insert(booking):
         # A retried key whose first attempt was stored after all: the same booking.
         earlier = await bookings.get(booking_id)
