@@ -9,7 +9,7 @@ from faststream.rabbit import TestRabbitBroker
 
 from clinic.clock import utcnow
 from clinic.domain.decisions import give_up
-from clinic.domain.outbox import record_status, relay_once
+from clinic.domain.outbox import record_request_sent, record_status, relay_once
 from clinic.handlers import worker_app
 from clinic.messages import BookingStatus
 from clinic.messaging.broker import Publishers
@@ -49,10 +49,6 @@ async def make_overdue() -> None:
     )
 
 
-def request_sent(booking_id: str) -> OutboxRecord:
-    return outbox.new_record(MessageKind.REQUEST, booking_id, None, None)
-
-
 async def test_the_relay_publishes_only_requests_the_broker_never_confirmed(
     publishers: Publishers,
 ) -> None:
@@ -61,7 +57,7 @@ async def test_the_relay_publishes_only_requests_the_broker_never_confirmed(
     confirmed = [await booking(n, request_overdue=True) for n in range(3)]
     lost = await booking(3, request_overdue=True)
     for stored in confirmed:
-        await outbox.add(request_sent(stored.id))
+        await record_request_sent(stored.id)
 
     assert await relay_once(publishers) == 1
     assert await relay_once(publishers) == 0

@@ -11,6 +11,7 @@ from clinic.domain.decisions import decide
 from clinic.domain.emails import compose_email
 from clinic.domain.scheduling import day_slots, local_time, slot_problem
 from clinic.messages import BookingStatus, BookingStatusChanged, RejectionCode
+from clinic.store import slots
 from clinic.store.documents import Booking, Doctor, SlotClaim
 from tests.integration import next_monday
 
@@ -167,12 +168,7 @@ async def test_a_redelivered_booking_keeps_the_slot_it_holds_and_never_takes_two
     booking = await booking_at(when)
     # The first delivery took Dra. Martín's slot (Dra. García's was taken then), and
     # the worker died before storing the decision.
-    await SlotClaim(
-        id=f"dra-martin|{when.isoformat()}",
-        doctor_id="dra-martin",
-        start=when,
-        booking_id=booking.id,
-    ).insert()
+    assert await slots.claim("dra-martin", when, booking.id) is not None
 
     decided = await decide(booking)
 
@@ -203,12 +199,7 @@ async def test_a_redelivered_booking_whose_doctor_was_deactivated_gives_its_slot
     when = next_monday_at(12)
     booking = await booking_at(when, "dra-garcia")
     # The first delivery claimed the slot; the doctor was deactivated before the retry.
-    await SlotClaim(
-        id=f"dra-garcia|{when.isoformat()}",
-        doctor_id="dra-garcia",
-        start=when,
-        booking_id=booking.id,
-    ).insert()
+    assert await slots.claim("dra-garcia", when, booking.id) is not None
     await Doctor.find_one(Doctor.id == "dra-garcia").set({"active": False})
 
     decided = await decide(booking)

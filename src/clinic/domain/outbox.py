@@ -60,13 +60,18 @@ async def record_status(booking_id: str, status: BookingStatus) -> bool:
     )
 
 
+async def record_request_sent(booking_id: str) -> None:
+    """Record that the booking's request reached the broker, so the relay leaves it alone."""
+    await outbox.add(outbox.new_record(MessageKind.REQUEST, booking_id, None, None))
+
+
 async def hand_over(publishers: Publishers, booking_id: str) -> None:
     """Publish a just-stored booking's request and record it sent; if that fails, the relay will."""
     try:
         await publishers.request_decision(booking_id)
         # Lost if this fails or the process dies now: the relay finds the booking
         # decided, or publishes the request once more, which is harmless.
-        await outbox.add(outbox.new_record(MessageKind.REQUEST, booking_id, None, None))
+        await record_request_sent(booking_id)
     except Exception as exc:  # noqa: BLE001 - whatever failed, the relay retries it
         log.warning(
             "request not published yet, the outbox relay will: %r",
@@ -127,7 +132,7 @@ async def _send_request(publishers: Publishers, booking: Booking) -> bool:
     sent = outbox.record_id(MessageKind.REQUEST, booking.id)
     if booking.status is BookingStatus.PENDING and await outbox.get(sent) is None:
         await publishers.request_decision(booking.id)
-        await outbox.add(outbox.new_record(MessageKind.REQUEST, booking.id, None, None))
+        await record_request_sent(booking.id)
         log.info("request published by the outbox relay", extra={"booking_id": booking.id})
         published = True
     else:  # decided, or waiting in the queue behind others: a worker will have it
