@@ -1,14 +1,16 @@
 """Small rules with no services behind them: retry counting, masking, settings."""
 
 import logging
+import time
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
-from clinic.logs import MaskEmails, mask_email
+from clinic.logs import MaskedFormatter
 from clinic.messages import BookingStatusChanged
-from clinic.messaging.retries import describe, failed_attempts
+from clinic.messaging.retries import failed_attempts
+from clinic.redaction import error_summary, mask_email, mask_emails
 from clinic.settings import Settings
 
 
@@ -56,27 +58,49 @@ def test_queue_type_takes_only_what_rabbitmq_offers() -> None:
         Settings(queue_type="stream")
 
 
+def _formatted(msg: str, args: tuple[object, ...], exc: BaseException | None = None) -> str:
+    exc_info = (type(exc), exc, exc.__traceback__) if exc else None
+    record = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1, msg, args, exc_info)
+    record.booking_id = "-"
+    return MaskedFormatter().format(record)
+
+
 def test_log_lines_never_show_a_full_email() -> None:
-    record = logging.LogRecord(
-        "uvicorn.access",
-        logging.INFO,
-        __file__,
-        1,
+    line = _formatted(
         '%s - "%s %s HTTP/%s" %d',
         ("127.0.0.1:5000", "GET", "/bookings?patientEmail=juan.perez%40example.com", "1.1", 200),
-        None,
     )
-    MaskEmails().filter(record)
-    line = record.getMessage()
     assert "juan.perez" not in line
     assert "patientEmail=j***@example.com" in line
+
+
+def test_tracebacks_are_masked_too() -> None:
+    try:
+        raise ValueError("duplicate key: {'patient_email': 'juan.perez@example.com'}")
+    except ValueError as exc:
+        line = _formatted("insert failed", (), exc)
+    assert "Traceback" in line
+    assert "juan.perez" not in line
+    assert "j***@example.com" in line
+
+
+def test_long_messages_are_cut_and_masked_in_linear_time() -> None:
+    # A backtracking pattern takes minutes on this; a scan takes milliseconds.
+    hostile = "a" * 1_000_000
+    started = time.monotonic()
+    assert mask_emails(hostile) == hostile
+    assert mask_emails(hostile + "@example.com").endswith("***@example.com")
+    line = _formatted("GET %s", ("/health?q=" + hostile,))
+    assert time.monotonic() - started < 1
+    assert len(line) < 2200
+    assert line.endswith("[998014 more characters]")
 
 
 def test_parking_reasons_do_not_quote_patient_data() -> None:
     try:
         BookingStatusChanged.model_validate({"patientName": "José Ñúñez", "bookingId": 7})
     except ValidationError as exc:
-        reason = describe(exc)
+        reason = error_summary(exc)
     assert reason.startswith("ValidationError: ")
     assert "Ñúñez" not in reason
     assert "bookingId" in reason or "booking_id" in reason

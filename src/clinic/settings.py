@@ -39,6 +39,11 @@ class Settings(BaseSettings):
     retry_delay: float = Field(
         10.0, gt=0, description="Seconds a failed message waits in a retry queue."
     )
+    body_timeout: float = Field(
+        10.0,
+        gt=0,
+        description="Seconds a client may take to send a request body before a 408.",
+    )
     max_retries: int = Field(3, ge=0, description="Retries before a message is parked.")
     prefetch: int = Field(
         100,

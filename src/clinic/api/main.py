@@ -5,11 +5,18 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI, Request, status
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from clinic import __version__
-from clinic.api.body_limit import BodySizeLimit
+from clinic.api.failures import (
+    UnexpectedErrors,
+    database_unavailable,
+    http_error,
+    invalid_request,
+)
+from clinic.api.request_limits import RequestLimits
 from clinic.api.routes import booking_list, bookings, doctors, health
 from clinic.api.seed import seed_doctors
 from clinic.logs import configure_logging
@@ -39,15 +46,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await app.state.mongo.close()
 
 
-async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
-    """A database outage is a 503 with a JSON error, never a traceback."""
-    log.error("database unavailable on %s %s: %r", request.method, request.url.path, exc)
-    return JSONResponse(
-        {"detail": "The booking database is unavailable; please try again shortly."},
-        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-    )
-
-
 def create_app() -> FastAPI:
     """The API, with a broker of its own (``app.state.broker``) that it publishes through."""
     app = FastAPI(
@@ -59,10 +57,14 @@ def create_app() -> FastAPI:
     app.state.broker = broker = new_broker()
     app.state.publishers = Publishers.on(broker)
     # Ours, not FastAPI's max_body_size: that one answers a declared oversize in plain text.
-    app.add_middleware(BodySizeLimit)
+    app.add_middleware(RequestLimits)
     app.include_router(bookings.router)
     app.include_router(booking_list.router)
     app.include_router(doctors.router)
     app.include_router(health.router)
     app.add_exception_handler(DatabaseUnavailable, database_unavailable)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, invalid_request)
+    # Outermost of ours: it answers whatever error nothing else handled.
+    app.add_middleware(UnexpectedErrors)
     return app

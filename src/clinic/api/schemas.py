@@ -1,7 +1,8 @@
 """Request bodies and responses of the HTTP API (camelCase, as the original clients send)."""
 
+import re
 import unicodedata
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated
 
 from pydantic import (
@@ -12,6 +13,8 @@ from pydantic import (
     ConfigDict,
     EmailStr,
     Field,
+    StrictBool,
+    StrictInt,
     StringConstraints,
 )
 from pydantic.alias_generators import to_camel
@@ -62,15 +65,30 @@ PatientName = Annotated[
 ]
 
 
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
 def _iso_text(value: object) -> object:
-    # Pydantic would read a bare number as a Unix time; the API takes ISO 8601 only.
-    if isinstance(value, int | float):
-        raise ValueError("must be an ISO 8601 date and time with a timezone, not a number")
+    # Pydantic would read a number, or a string of digits, as a Unix time.
+    if not isinstance(value, str) or not _ISO_DATE.match(value):
+        raise ValueError("must be an ISO 8601 date (YYYY-MM-DD...), not a number")
     return value
 
 
+def _day_in_range(day: date) -> date:
+    if not EARLIEST_YEAR <= day.year <= LATEST_YEAR:
+        raise ValueError(f"must be between the years {EARLIEST_YEAR} and {LATEST_YEAR}")
+    return day
+
+
 AppointmentDate = Annotated[AwareDatetime, BeforeValidator(_iso_text), AfterValidator(_utc_millis)]
-"""An ISO 8601 date and time with a timezone, stored in UTC to the millisecond."""
+"""An ISO 8601 date and time with a timezone, stored in UTC to the millisecond.
+
+Every date the API takes is bounded (years 2000 to 2100), so no date arithmetic
+on it can overflow.
+"""
+Day = Annotated[date, BeforeValidator(_iso_text), AfterValidator(_day_in_range)]
+"""A calendar day, ``YYYY-MM-DD``, between the years 2000 and 2100."""
 
 
 class BookingRequest(CamelModel):
@@ -192,8 +210,8 @@ class DoctorChanges(CamelModel):
     name: ShortText | None = None
     specialty: ShortText | None = None
     working_hours: dict[Weekday, list[Shift]] | None = None
-    slot_minutes: int | None = Field(None, ge=1, le=480)
-    active: bool | None = None
+    slot_minutes: StrictInt | None = Field(None, ge=1, le=480)
+    active: StrictBool | None = None
 
 
 class SlotOut(CamelModel):

@@ -15,8 +15,8 @@ from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from clinic.domain.scheduling import local_time
-from clinic.logs import mask_email
 from clinic.messages import BookingStatus, BookingStatusChanged
+from clinic.redaction import mask_email
 from clinic.settings import settings
 from clinic.store import outbox
 from clinic.store.documents import MessageKind, OutboxRecord

@@ -35,6 +35,7 @@ from datetime import datetime, timedelta
 from clinic.clock import utcnow
 from clinic.messages import BookingStatus, BookingStatusChanged
 from clinic.messaging.broker import Publishers
+from clinic.redaction import error_summary
 from clinic.settings import settings
 from clinic.store import bookings, outbox
 from clinic.store.database import DatabaseUnavailable
@@ -74,8 +75,8 @@ async def hand_over(publishers: Publishers, booking_id: str) -> None:
         await record_request_sent(booking_id)
     except Exception as exc:  # noqa: BLE001 - whatever failed, the relay retries it
         log.warning(
-            "request not published yet, the outbox relay will: %r",
-            exc,
+            "request not published yet, the outbox relay will: %s",
+            error_summary(exc),
             extra={"booking_id": booking_id},
         )
 
@@ -120,9 +121,9 @@ async def announce_recorded(publishers: Publishers, booking: Booking) -> None:
         await outbox.mark_sent(outbox.record_id(MessageKind.STATUS, booking.id, booking.status))
     except Exception as exc:  # noqa: BLE001 - the outbox relay announces it later
         log.warning(
-            "%s not announced yet, the outbox relay will: %r",
+            "%s not announced yet, the outbox relay will: %s",
             booking.status.value,
-            exc,
+            error_summary(exc),
             extra={"booking_id": booking.id},
         )
 
@@ -181,7 +182,9 @@ async def run_relay(publishers: Publishers, stop: asyncio.Event) -> None:
         except Exception as exc:  # noqa: BLE001 - an outage pauses the relay, never stops it
             if failure is None:
                 log.warning(
-                    "outbox relay paused, retrying every %gs: %r", settings.outbox_interval, exc
+                    "outbox relay paused, retrying every %gs: %s",
+                    settings.outbox_interval,
+                    error_summary(exc),
                 )
             failure = exc
         else:

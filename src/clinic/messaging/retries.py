@@ -25,6 +25,7 @@ from pydantic import ValidationError
 
 from clinic.clock import utcnow
 from clinic.messaging.broker import Publishers
+from clinic.redaction import error_summary
 from clinic.settings import settings
 
 log = logging.getLogger("clinic.retries")
@@ -53,18 +54,6 @@ def failed_attempts(headers: dict[str, Any] | None, queue: str) -> int:
 def is_last_attempt(headers: dict[str, Any] | None, queue: str) -> bool:
     """True when a failure now would park the message instead of retrying it."""
     return failed_attempts(headers, queue) >= settings.max_retries
-
-
-def describe(exc: Exception) -> str:
-    """Why handling failed, for logs and the parking header, without the message's data."""
-    if isinstance(exc, ValidationError):
-        # Its default text quotes the input: patient names and emails.
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
-            for e in exc.errors(include_input=False, include_url=False)
-        )
-        return f"ValidationError: {problems}"
-    return f"{type(exc).__name__}: {exc}"
 
 
 def _cannot_succeed(exc: BaseException) -> bool:
@@ -105,7 +94,7 @@ class RetryOrPark(BaseMiddleware):
             return False
         raw: IncomingMessage = self.msg  # type: ignore[assignment]  # always set on consume
         queue = self.context.get_local("handler_").queue.name
-        reason = describe(exc_val)
+        reason = error_summary(exc_val)
         if _cannot_succeed(exc_val):
             log.warning("parking message from %s: %s", queue, reason)
         elif is_last_attempt(raw.headers, queue):

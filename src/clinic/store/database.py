@@ -4,16 +4,17 @@ import logging
 
 from beanie import init_beanie
 from pymongo import AsyncMongoClient
-from pymongo.errors import PyMongoError
+from pymongo.errors import ConnectionFailure, PyMongoError
 
 from clinic.settings import settings
 from clinic.store.documents import DOCUMENT_MODELS, OBSOLETE_INDEXES
 
 log = logging.getLogger("clinic.database")
 
-# The errors that mean "the database is not answering": the API turns them into 503,
-# the workers into a retry.
-DatabaseUnavailable = PyMongoError
+# The errors that mean "the database is not answering": no connection, no server
+# selected, a network or pool timeout (pymongo's ConnectionFailure covers each). The
+# API turns them into a 503; any other database error is a bug or bad data, a 500.
+DatabaseUnavailable = ConnectionFailure
 
 
 async def connect_database(*, create_indexes: bool = True) -> AsyncMongoClient[dict[str, object]]:

@@ -6,7 +6,7 @@ The stored ``Doctor`` and the API's doctor bodies share these fields and their r
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, Field, StrictBool, StrictInt, StringConstraints
 
 DoctorId = Annotated[
     str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$", min_length=1, max_length=63)
@@ -61,5 +61,6 @@ class DoctorProfile(BaseModel):
     working_hours: dict[Weekday, list[Shift]] = Field(
         description="Shifts per weekday, in the clinic's local time."
     )
-    slot_minutes: int = Field(30, ge=1, le=480, description="Length of one appointment.")
-    active: bool = True
+    # Strict: JSON's 0 and "30" are not a yes/no and a number of minutes.
+    slot_minutes: StrictInt = Field(30, ge=1, le=480, description="Length of one appointment.")
+    active: StrictBool = True

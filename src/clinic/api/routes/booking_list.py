@@ -3,11 +3,10 @@
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, status
-from pydantic import AwareDatetime
 
 from clinic.api.deps import StaffOnly
 from clinic.api.errors import STAFF, UNAVAILABLE
-from clinic.api.schemas import BookingList, BookingOut, ErrorOut
+from clinic.api.schemas import AppointmentDate, BookingList, BookingOut, ErrorOut
 from clinic.messages import BookingStatus
 from clinic.store.doctor_profile import DoctorId
 from clinic.store.listing import BadCursor, BookingFilter, list_page
@@ -39,10 +38,10 @@ async def list_bookings(
         DoctorId | None, Query(alias="doctorId", description="Only this doctor's bookings.")
     ] = None,
     date_from: Annotated[
-        AwareDatetime | None, Query(alias="from", description="Appointments at or after.")
+        AppointmentDate | None, Query(alias="from", description="Appointments at or after.")
     ] = None,
     date_to: Annotated[
-        AwareDatetime | None, Query(alias="to", description="Appointments before.")
+        AppointmentDate | None, Query(alias="to", description="Appointments before.")
     ] = None,
     patient_email: Annotated[
         str | None, Query(alias="patientEmail", max_length=320, description="Exact address.")

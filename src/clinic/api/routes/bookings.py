@@ -11,7 +11,8 @@ from clinic.api.errors import NOT_FOUND, TOO_LARGE, UNAVAILABLE, invalid
 from clinic.api.schemas import BookingOut, BookingRequest, ErrorOut
 from clinic.domain.cancellation import CannotCancel, cancel
 from clinic.domain.outbox import announce_recorded, hand_over, request_due
-from clinic.logs import current_booking_id, mask_email
+from clinic.logs import current_booking_id
+from clinic.redaction import mask_email
 from clinic.store import bookings, doctors
 from clinic.store.documents import Booking, new_booking_id
 from clinic.store.idempotency import KeyReused, claim_key

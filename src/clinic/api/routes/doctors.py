@@ -1,6 +1,5 @@
 """The clinic's doctors: patients list them and their free slots; staff manage them."""
 
-from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query, status
@@ -9,6 +8,7 @@ from clinic.api.deps import StaffOnly
 from clinic.api.errors import STAFF, TOO_LARGE, UNAVAILABLE
 from clinic.api.schemas import (
     AvailabilityOut,
+    Day,
     DoctorChanges,
     DoctorList,
     DoctorOut,
@@ -73,7 +73,7 @@ async def get_doctor(doctor_id: AnyDoctorId) -> DoctorOut:
 async def availability(
     doctor_id: AnyDoctorId,
     day: Annotated[
-        date,
+        Day,
         Query(
             alias="date",
             description="A day in the clinic's timezone, YYYY-MM-DD.",

@@ -1,0 +1,117 @@
+"""What a client sees when something fails inside the API: a JSON error, never a traceback.
+
+A database that does not answer is a 503 the client may retry. Anything else
+is a bug: a 500 with an error id, logged once under that id, so a patient's
+report of it can be matched with the log line. Neither carries patient data.
+"""
+
+import logging
+from uuid import uuid4
+
+from fastapi import Request, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from clinic.redaction import error_summary
+
+log = logging.getLogger("clinic.api")
+
+RETRY_AFTER_SECONDS = 5
+"""What a 503 for an unavailable database asks the client to wait before retrying."""
+
+
+async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """A database outage is a 503 with a JSON error and ``Retry-After``."""
+    log.error(
+        "database unavailable on %s %s: %s",
+        request.method,
+        _route(request.scope),
+        error_summary(exc),
+    )
+    return JSONResponse(
+        {"detail": "The booking database is unavailable; please try again shortly."},
+        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
+# FastAPI's answer to a body it could not decode at all (not UTF-8, say).
+_UNPARSABLE_BODY = "There was an error parsing the body"
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    """FastAPI's answer to an HTTP error, except that an undecodable body is a 422 too."""
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == status.HTTP_400_BAD_REQUEST and exc.detail == _UNPARSABLE_BODY:
+        problem = {"type": "json_invalid", "loc": ["body"], "msg": "The body is not UTF-8 JSON."}
+        return JSONResponse({"detail": [problem]}, status.HTTP_422_UNPROCESSABLE_CONTENT)
+    return await http_exception_handler(request, exc)
+
+
+async def invalid_request(request: Request, exc: Exception) -> JSONResponse:
+    """A 422 naming each field and what is wrong with it, without quoting what was sent."""
+    assert isinstance(exc, RequestValidationError)
+    problems = [_without_input(error) for error in exc.errors()]
+    return JSONResponse(
+        {"detail": jsonable_encoder(problems)}, status.HTTP_422_UNPROCESSABLE_CONTENT
+    )
+
+
+def _without_input(error: dict[str, object]) -> dict[str, object]:
+    # A validator's own exception in "ctx" says nothing "msg" does not.
+    context = error.get("ctx")
+    drop = {"input", "url"} | (
+        {"ctx"} if isinstance(context, dict) and "error" in context else set()
+    )
+    return {key: value for key, value in error.items() if key not in drop}
+
+
+class UnexpectedErrors:
+    """ASGI middleware: an unhandled error is a 500 with an error id, logged once."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            error_id = uuid4().hex
+            log.error(
+                "unexpected error %s on %s %s",
+                error_id,
+                scope["method"],
+                _route(scope),
+                exc_info=exc,
+            )
+            if started:
+                return  # the answer is on its way: nothing more can be said to the client
+            response = JSONResponse(
+                {
+                    "detail": f"Something went wrong on our side (error id {error_id}).",
+                    "errorId": error_id,
+                },
+                status_code=status.HTTP_500_INTERNAL_SERVER_ERROR,
+            )
+            await response(scope, receive, send)
+
+
+def _route(scope: Scope) -> str:
+    """The route's template (``/booking/{booking_id}``), or the path when no route matched."""
+    route = scope.get("route")
+    path: str = getattr(route, "path", None) or scope["path"]
+    return path
