@@ -78,7 +78,7 @@ class Clinic:
             "CLINIC_RABBIT_URL": self.rabbit_url,
             "CLINIC_MONGO_DB": self.db_name,
             "CLINIC_DOCTORS_FILE": str(DOCTORS),
-            "CLINIC_STAFF_TOKENS": "bench-staff-token",
+            "CLINIC_STAFF_TOKENS": "bench:bench-staff-token-0123456789abcdefghij",
             **self.env,
         }
 

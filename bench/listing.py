@@ -26,7 +26,7 @@ BOOKINGS = int(os.environ.get("BENCH_LISTING_BOOKINGS", "200000"))
 """How many bookings to load (a smaller number tries the benchmark out quickly)."""
 REPEATS = int(os.environ.get("BENCH_LISTING_REPEATS", "20"))
 """Requests per query; the figure is their median."""
-STAFF = {"Authorization": "Bearer bench-staff-token"}
+STAFF = {"Authorization": "Bearer bench-staff-token-0123456789abcdefghij"}
 START = datetime(2031, 1, 1, tzinfo=UTC)
 STATUSES = (
     [BookingStatus.CONFIRMED] * 6

@@ -47,7 +47,7 @@ os.environ.update(
     CLINIC_TIMEZONE="Europe/Madrid",
     # One doctor who works around the clock in 1-minute slots: any whole minute is bookable.
     CLINIC_DOCTORS_FILE=str(Path(__file__).with_name("doctors.json")),
-    CLINIC_STAFF_TOKENS="staff-token-1,staff-token-2",
+    CLINIC_STAFF_TOKENS="reception:reception-token-0123456789abcdefghijklmnop,records:records-office-token-0123456789abcdefghijk",
 )
 
 import aio_pika  # noqa: E402
@@ -299,8 +299,10 @@ async def client_and_handlers(
         yield http
 
 
-STAFF = {"Authorization": "Bearer staff-token-2"}
-"""Headers of a staff member (the tests' second staff token)."""
+STAFF = {"Authorization": "Bearer records-office-token-0123456789abcdefghijk"}
+"""Headers of a staff member (the tests' second staff token, named "records")."""
+RECEPTION = {"Authorization": "Bearer reception-token-0123456789abcdefghijklmnop"}
+"""Headers of another staff member (the first staff token, named "reception")."""
 
 
 @pytest.fixture

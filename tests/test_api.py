@@ -103,7 +103,8 @@ async def test_body_that_is_not_json_is_422(
 async def test_get_booking_shows_status_and_timestamps(client: AsyncClient) -> None:
     created = (await client.post("/book", json=VALID)).json()
 
-    response = await client.get(f"/booking/{created['id']}")
+    opened = {"Authorization": f"Bearer {created['manageToken']}"}
+    response = await client.get(f"/booking/{created['id']}", headers=opened)
 
     assert response.status_code == 200
     body = response.json()
@@ -111,6 +112,7 @@ async def test_get_booking_shows_status_and_timestamps(client: AsyncClient) -> N
     assert body["status"] == "pending"  # no handler runs beside this API
     assert body["patientEmail"] == "juan@example.com"
     assert {"createdAt", "updatedAt", "date", "patientName"} <= body.keys()
+    assert "manageToken" not in body
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ from faststream import FastStream
 from faststream.rabbit import TestRabbitBroker
 from httpx import AsyncClient
 
-from clinic.api.routes.bookings import fingerprint
+from clinic.api.routes.intake import fingerprint
 from clinic.api.schemas import BookingRequest
 from clinic.clock import utcnow
 from clinic.domain.cancellation import cancel
@@ -21,13 +21,18 @@ from clinic.settings import settings
 from clinic.store import outbox
 from clinic.store.documents import Booking, IdempotencyKey, MessageKind, OutboxRecord, SlotClaim
 from clinic.store.idempotency import claim_key
-from tests.conftest import Mailbox, broker_of, publishers_of
+from tests.conftest import STAFF, Mailbox, broker_of, publishers_of
 
 pytestmark = pytest.mark.usefixtures("clean_db")
 
 
 THIS_MINUTE = utcnow().replace(second=0, microsecond=0)
 """Read once, so that two bookings meant for one time cannot straddle a minute."""
+
+
+def key(booked: dict[str, str]) -> dict[str, str]:
+    """The headers that open a booking: its manage token."""
+    return {"Authorization": f"Bearer {booked['manageToken']}"}
 
 
 def body(minutes: int = 0, name: str = "Juan Pérez") -> dict[str, str]:
@@ -47,7 +52,7 @@ async def test_cancelling_a_confirmed_booking_frees_its_slot_and_tells_the_patie
     booked = (await client.post("/book", json=body())).json()
     assert (await client.get(f"/booking/{booked['id']}")).json()["status"] == "confirmed"
 
-    cancelled = await client.post(f"/booking/{booked['id']}/cancel")
+    cancelled = await client.post(f"/booking/{booked['id']}/cancel", headers=key(booked))
     rebooked = (await client.post("/book", json=body(name="José Ñúñez"))).json()
 
     assert cancelled.status_code == 200
@@ -77,7 +82,8 @@ async def test_a_cancelled_pending_booking_is_skipped_by_the_worker(
         patient_name="Ana Ruiz", patient_email="ana@example.com", date=when, doctor_id="dr-test"
     )
     await booking.insert()
-    cancelled = await client_and_handlers.delete(f"/booking/{booking.id}")  # before any worker
+    # Staff cancel it, before any worker has seen it.
+    cancelled = await client_and_handlers.delete(f"/booking/{booking.id}", headers=STAFF)
     publishers = publishers_of(both_handlers)
 
     assert both_handlers.broker is not None
@@ -104,10 +110,10 @@ async def test_cancelling_twice_is_harmless_and_a_rejected_booking_cannot_be(
     kept = (await client.post("/book", json=body())).json()
     rejected = (await client.post("/book", json=body(name="José Ñúñez"))).json()
 
-    first = await client.post(f"/booking/{kept['id']}/cancel")
-    second = await client.delete(f"/booking/{kept['id']}")
-    refused = await client.post(f"/booking/{rejected['id']}/cancel")
-    unknown = await client.post("/booking/no-such-booking/cancel")
+    first = await client.post(f"/booking/{kept['id']}/cancel", headers=key(kept))
+    second = await client.delete(f"/booking/{kept['id']}", headers=key(kept))
+    refused = await client.post(f"/booking/{rejected['id']}/cancel", headers=key(rejected))
+    unknown = await client.post("/booking/no-such-booking/cancel", headers=key(kept))
 
     assert first.status_code == second.status_code == 200
     assert first.json() == second.json()

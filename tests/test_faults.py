@@ -186,7 +186,8 @@ async def test_poison_messages_are_parked_while_good_bookings_flow(
     reasons = [str(m.headers["x-parked-reason"]) for m in parked]
     assert len(parked) == 5, reasons
     assert sum("gave up after" in r for r in reasons) == 1
-    assert sum("RuntimeError: bug" in r for r in reasons) == 1
+    # The kind of error, not its text: a library's text may quote a patient's data.
+    assert sum(r.endswith("retries: RuntimeError") for r in reasons) == 1
     attempts = log_count(booking_worker.log, f"[{buggy}] attempt")
     assert attempts == settings.max_retries, "retried more or less than configured"
     assert all(stack.emails()[b] == 1 for b in [*good, buggy])

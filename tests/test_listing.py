@@ -50,7 +50,9 @@ async def test_the_list_is_for_staff_only(client: AsyncClient) -> None:
     await store(1)
     nobody = await client.get("/bookings")
     stranger = await client.get("/bookings", headers={"Authorization": "Bearer guess"})
-    staff = await client.get("/bookings", headers={"Authorization": "Bearer staff-token-1"})
+    staff = await client.get(
+        "/bookings", headers={"Authorization": "Bearer reception-token-0123456789abcdefghijklmnop"}
+    )
 
     assert nobody.status_code == 401
     assert nobody.headers["WWW-Authenticate"] == "Bearer"

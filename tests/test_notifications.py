@@ -13,7 +13,7 @@ from clinic.messages import BookingStatus, BookingStatusChanged
 from clinic.messaging.topology import NOTIFICATIONS
 from clinic.settings import settings
 from clinic.store import outbox
-from clinic.store.documents import MessageKind, OutboxRecord
+from clinic.store.documents import Booking, MessageKind, OutboxRecord
 from tests.conftest import Mailbox, broker_of
 
 pytestmark = pytest.mark.usefixtures("clean_db")
@@ -26,13 +26,24 @@ async def broker(notification_handler: FastStream) -> AsyncIterator[RabbitBroker
         yield broker
 
 
+WHEN = utcnow() + timedelta(days=3)
+
+
+@pytest.fixture(autouse=True)
+async def booking(clean_db: object) -> Booking:
+    """The booking the events are about: the email's address is read from it."""
+    stored = Booking(
+        id="b-1", patient_name="José Ñúñez", patient_email="jose@example.com", date=WHEN
+    )
+    await stored.insert()
+    return stored
+
+
 def confirmed(booking_id: str = "b-1") -> BookingStatusChanged:
     return BookingStatusChanged(
         booking_id=booking_id,
         status=BookingStatus.CONFIRMED,
-        patient_name="José Ñúñez",
-        patient_email="jose@example.com",
-        date=utcnow() + timedelta(days=3),
+        date=WHEN,
         occurred_at=utcnow(),
     )
 
@@ -125,3 +136,17 @@ async def test_a_failed_send_gives_the_record_back_for_the_retry(
         await broker.publish(event, exchange=NOTIFICATIONS)  # the retry
 
     assert len(server.sent) == 1
+
+
+async def test_an_event_names_no_patient_and_a_booking_that_is_gone_gets_no_email(
+    broker: RabbitBroker, mailbox: Mailbox, booking: Booking
+) -> None:
+    event = confirmed()
+    wire = event.model_dump_json(by_alias=True)
+    assert "jose" not in wire.lower()
+    assert "Ñúñez" not in wire
+    await booking.delete()
+
+    await broker.publish(event, exchange=NOTIFICATIONS)
+
+    assert mailbox.sent == []

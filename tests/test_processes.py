@@ -56,7 +56,7 @@ def test_the_compose_services_commands_book_confirm_and_email(tmp_path: Path) ->
         found = httpx.get(
             f"{base_url}/bookings",
             params={"patientEmail": "juan@example.com"},
-            headers={"Authorization": "Bearer staff-token-1"},
+            headers={"Authorization": "Bearer reception-token-0123456789abcdefghijklmnop"},
             timeout=10,
         )
         assert [b["id"] for b in found.json()["bookings"]] == [booking_id]

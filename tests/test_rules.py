@@ -104,3 +104,56 @@ def test_parking_reasons_do_not_quote_patient_data() -> None:
     assert reason.startswith("ValidationError: ")
     assert "Ñúñez" not in reason
     assert "bookingId" in reason or "booking_id" in reason
+
+
+LONG = "x" * 40
+
+
+@pytest.mark.parametrize(
+    ("tokens", "problem"),
+    [
+        (f"reception{LONG}", "is not written as name:token"),
+        ("reception:short-token", "shorter than 32 characters"),
+        (f"reception:{LONG},:{LONG}", "staff token 2 is not written as name:token"),
+        ("reception:change-me-staff-token-0123456789abcdef", "example value"),
+    ],
+)
+def test_unfit_staff_tokens_are_refused_without_printing_them(tokens: str, problem: str) -> None:
+    with pytest.raises(ValidationError) as refused:
+        Settings(staff_tokens=tokens)
+    assert problem in str(refused.value)
+    for secret in (LONG, "short-token", "change-me-staff-token"):
+        assert secret not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        {"rabbit_url": "amqp://clinic:change-me-rabbit@rabbitmq:5672/"},
+        {"mongo_url": "mongodb://clinic:CHANGE-ME-mongo@mongo:27017/clinic"},
+    ],
+)
+def test_example_passwords_are_refused_at_startup(setting: dict[str, str]) -> None:
+    with pytest.raises(ValidationError, match="example value") as refused:
+        Settings(**setting)  # type: ignore[arg-type]
+    for password in ("change-me-rabbit", "CHANGE-ME-mongo"):
+        assert password not in str(refused.value)
+
+
+def test_every_secret_in_the_env_example_is_refused() -> None:
+    example = (Path(__file__).resolve().parent.parent / ".env.example").read_text()
+    secrets = [
+        line.split("=", 1)[1]
+        for line in example.splitlines()
+        if not line.startswith("#") and ("PASSWORD=" in line or "TOKENS=" in line)
+    ]
+    assert secrets
+    for secret in secrets:
+        tokens = secret if ":" in secret else f"name:{secret}"
+        with pytest.raises(ValidationError, match="example value|shorter"):
+            Settings(staff_tokens=tokens)
+
+
+def test_staff_tokens_are_known_by_their_names() -> None:
+    named = Settings(staff_tokens=f" reception:{LONG}a , records:{LONG}b ").staff_token_names
+    assert named == {f"{LONG}a": "reception", f"{LONG}b": "records"}

@@ -97,13 +97,14 @@ def test_emails_show_the_local_time_with_its_offset_across_a_dst_change() -> Non
         event = BookingStatusChanged(
             booking_id="b",
             status=BookingStatus.CONFIRMED,
-            patient_name="José Ñúñez",
-            patient_email="jose@example.com",
             date=utc(moment),
             doctor_name="Dra. Lucía García",
             occurred_at=utcnow(),
         )
-        return compose_email(event).body
+        booking = Booking(
+            patient_name="José Ñúñez", patient_email="jose@example.com", date=utc(moment)
+        )
+        return compose_email(event, booking).body
 
     assert "Saturday 27 March 2027 at 09:00 CET (UTC+01:00)" in email_for("2027-03-27T08:00:00Z")
     assert "Sunday 28 March 2027 at 09:00 CEST (UTC+02:00)" in email_for("2027-03-28T07:00:00Z")

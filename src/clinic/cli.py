@@ -69,8 +69,8 @@ def _dev_settings() -> dict[str, str]:
     extra = {}
     if not settings.doctors_file and EXAMPLE_DOCTORS.exists():
         extra["CLINIC_DOCTORS_FILE"] = str(EXAMPLE_DOCTORS.resolve())
-    if not settings.staff_token_list:
-        extra["CLINIC_STAFF_TOKENS"] = secrets.token_urlsafe(24)
+    if not settings.staff_token_names:
+        extra["CLINIC_STAFF_TOKENS"] = f"dev:{secrets.token_urlsafe(32)}"
     return extra
 
 
@@ -110,7 +110,7 @@ def dev(args: argparse.Namespace) -> int:
             database = _start_database(data_dir)
             mongo_url = database.url
         env = {**os.environ, **_dev_settings(), "CLINIC_MONGO_URL": mongo_url}
-        token = env["CLINIC_STAFF_TOKENS"].split(",")[0].strip()
+        token = env["CLINIC_STAFF_TOKENS"].split(",")[0].partition(":")[2].strip()
         python = sys.executable
         api = [python, "-m", "uvicorn", "clinic.api:app", "--host", args.host]
         apps.append(subprocess.Popen([*api, "--port", str(args.port)], env=env))

@@ -43,12 +43,14 @@ class BookAppointment(WireMessage):
 
 
 class BookingStatusChanged(WireMessage):
-    """Event: a booking reached a new status; fanned out to every notification service."""
+    """Event: a booking reached a new status; fanned out to every notification service.
+
+    It names no patient: whatever is bound to the exchange sees it. A notifier that
+    needs the patient's contact details reads them from the booking.
+    """
 
     booking_id: str
     status: BookingStatus
-    patient_name: str
-    patient_email: str
     date: AwareDatetime = Field(description="The appointment time (UTC).")
     doctor_id: str | None = Field(None, description="The doctor the appointment is with.")
     doctor_name: str | None = None

@@ -1,16 +1,38 @@
 """The one place configuration is read: environment variables prefixed ``CLINIC_``."""
 
 from typing import Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+MIN_TOKEN_LENGTH = 32
+"""Shortest staff token taken: ``secrets.token_urlsafe(32)`` gives 43 characters."""
+PLACEHOLDER_PREFIX = "change-me"
+"""How every secret in ``.env.example`` starts; such a value is refused at startup."""
+
+
+def _staff_pairs(value: str) -> list[tuple[str, str]]:
+    """``name:token,name:token`` as pairs; ValueError, naming no token, if one is unfit."""
+    pairs = []
+    for position, entry in enumerate(filter(None, map(str.strip, value.split(","))), 1):
+        name, colon, token = (part.strip() for part in entry.partition(":"))
+        if not colon or not name or not token:
+            raise ValueError(f"staff token {position} is not written as name:token")
+        if len(token) < MIN_TOKEN_LENGTH:
+            raise ValueError(f"staff token {name!r} is shorter than {MIN_TOKEN_LENGTH} characters")
+        pairs.append((name, token))
+    return pairs
+
 
 class Settings(BaseSettings):
     """Every knob of the clinic, read from ``CLINIC_*`` environment variables (or ``.env``)."""
 
-    model_config = SettingsConfigDict(env_prefix="CLINIC_", env_file=".env", extra="ignore")
+    # hide_input_in_errors: a refused setting's error must not print a password or token.
+    model_config = SettingsConfigDict(
+        env_prefix="CLINIC_", env_file=".env", extra="ignore", hide_input_in_errors=True
+    )
 
     rabbit_url: str = Field(
         "amqp://guest:guest@127.0.0.1:5672/", description="RabbitMQ connection URL."
@@ -93,7 +115,11 @@ class Settings(BaseSettings):
         description="JSON file of doctors added at startup if missing (doctors.example.json).",
     )
     staff_tokens: str = Field(
-        "", description="Comma-separated bearer tokens that open the staff endpoints."
+        "",
+        description=(
+            "Comma-separated `name:token` pairs that open the staff endpoints; the name "
+            f"goes into the audit log, the token (at least {MIN_TOKEN_LENGTH} characters) never."
+        ),
     )
     log_level: str = Field("INFO", description="Log level of the clinic's own loggers.")
     dev_data_dir: str = Field(
@@ -115,9 +141,26 @@ class Settings(BaseSettings):
         return ZoneInfo(self.timezone)
 
     @property
-    def staff_token_list(self) -> list[str]:
-        """The staff tokens, without blanks."""
-        return [token.strip() for token in self.staff_tokens.split(",") if token.strip()]
+    def staff_token_names(self) -> dict[str, str]:
+        """Each staff token, and the name it goes by in the audit log."""
+        return {token: name for name, token in _staff_pairs(self.staff_tokens)}
+
+    @field_validator("staff_tokens")
+    @classmethod
+    def _named_long_tokens(cls, value: str) -> str:
+        _staff_pairs(value)
+        return value
+
+    @model_validator(mode="after")
+    def _no_placeholder_secrets(self) -> "Settings":
+        secrets = [token for _, token in _staff_pairs(self.staff_tokens)]
+        secrets += [urlsplit(url).password or "" for url in (self.rabbit_url, self.mongo_url)]
+        if any(secret.lower().startswith(PLACEHOLDER_PREFIX) for secret in secrets):
+            raise ValueError(
+                f"a secret still has the example value ({PLACEHOLDER_PREFIX}...): set real "
+                "passwords and tokens in .env (see .env.example)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _delays_are_ordered(self) -> "Settings":

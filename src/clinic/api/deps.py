@@ -1,6 +1,7 @@
 """``Annotated`` dependency aliases for the API's routes."""
 
 import hmac
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
@@ -39,26 +40,64 @@ Publish = Annotated[Publishers, Depends(_publishers)]
 """The publishers of the API's broker."""
 
 
-_bearer = HTTPBearer(auto_error=False, description="A staff token from CLINIC_STAFF_TOKENS.")
+@dataclass(frozen=True)
+class Staff:
+    """A staff member, known by the name of their token (never by the token)."""
+
+    name: str
+
+
+_staff_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="staffToken",
+    description="A staff token, as `name:token` in CLINIC_STAFF_TOKENS: send the token part.",
+)
+_manage_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="manageToken",
+    description="The booking's manage token, as POST /book answered it, or a staff token.",
+)
+
+
+def _staff_named(token: str) -> Staff | None:
+    given = token.encode()
+    # Compared with every token, in constant time, so timing tells nothing.
+    found = None
+    for known, name in settings.staff_token_names.items():
+        if hmac.compare_digest(given, known.encode()):
+            found = Staff(name)
+    return found
 
 
 async def _staff(
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> str:
-    """The staff token presented; 401 without one, 403 with a wrong one."""
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_staff_bearer)],
+) -> Staff:
+    """The staff member presenting their token; 401 without one, 403 with a wrong one."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             "Staff only: send Authorization: Bearer <staff token>.",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    given = credentials.credentials.encode()
-    # Compared with every token, in constant time, so timing tells nothing.
-    matches = [hmac.compare_digest(given, t.encode()) for t in settings.staff_token_list]
-    if not any(matches):
+    staff = _staff_named(credentials.credentials)
+    if staff is None:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "This staff token is not valid.")
-    return credentials.credentials
+    return staff
 
 
+StaffMember = Annotated[Staff, Depends(_staff)]
+"""The staff member calling; the route answers 401 or 403 to anyone else."""
 StaffOnly = Depends(_staff)
 """Route dependency: the caller must present a staff token."""
+
+
+async def _booking_key(
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_manage_bearer)],
+) -> Staff | str | None:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        return None
+    return _staff_named(credentials.credentials) or credentials.credentials
+
+
+BookingKey = Annotated[Staff | str | None, Depends(_booking_key)]
+"""What opens a booking: a staff member, a manage token to check, or nothing."""

@@ -7,6 +7,7 @@ from fastapi import HTTPException, status
 from clinic.api.schemas import ErrorOut
 
 NOT_FOUND = "No booking with this id."
+NOT_OPENED = "No booking with this id opens with this token."
 UNAVAILABLE: dict[int | str, dict[str, Any]] = {
     503: {"model": ErrorOut, "description": "The booking database is unavailable."}
 }

@@ -16,8 +16,9 @@ from clinic.api.failures import (
     http_error,
     invalid_request,
 )
+from clinic.api.privacy import NoStore
 from clinic.api.request_limits import RequestLimits
-from clinic.api.routes import booking_list, bookings, doctors, health
+from clinic.api.routes import booking_list, bookings, doctors, health, intake
 from clinic.api.seed import seed_doctors
 from clinic.logs import configure_logging
 from clinic.messaging.broker import Publishers, new_broker
@@ -35,7 +36,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.mongo = await connect_database()
     if settings.doctors_file:
         await seed_doctors(Path(settings.doctors_file))
-    if not settings.staff_token_list:
+    if not settings.staff_token_names:
         log.warning("no CLINIC_STAFF_TOKENS: the staff endpoints refuse everyone")
     await app.state.broker.connect()
     await declare_topology()
@@ -58,6 +59,8 @@ def create_app() -> FastAPI:
     app.state.publishers = Publishers.on(broker)
     # Ours, not FastAPI's max_body_size: that one answers a declared oversize in plain text.
     app.add_middleware(RequestLimits)
+    app.add_middleware(NoStore)
+    app.include_router(intake.router)
     app.include_router(bookings.router)
     app.include_router(booking_list.router)
     app.include_router(doctors.router)

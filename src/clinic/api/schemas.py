@@ -119,14 +119,10 @@ class BookingRequest(CamelModel):
     )
 
 
-class BookingOut(CamelModel):
-    """A booking as the API shows it."""
+class BookingStatusOut(CamelModel):
+    """Where a booking stands, as anyone with its id may see it: no patient data."""
 
     id: str
-    patient_name: str
-    patient_email: str
-    date: datetime
-    doctor_id: str | None = Field(None, description="The doctor, once one is chosen.")
     status: BookingStatus
     reason: str | None = Field(None, description="Why the booking was rejected.")
     reason_code: RejectionCode | None = None
@@ -134,9 +130,35 @@ class BookingOut(CamelModel):
     updated_at: datetime
 
     @classmethod
-    def of(cls, booking: Booking) -> "BookingOut":
+    def of(cls, booking: Booking) -> "BookingStatusOut":
         """The public view of a stored booking."""
         return cls.model_validate(booking.model_dump(include=set(cls.model_fields)))
+
+
+class BookingOut(BookingStatusOut):
+    """A booking with the patient's details: for its manage token or staff only."""
+
+    patient_name: str
+    patient_email: str
+    date: datetime
+    doctor_id: str | None = Field(None, description="The doctor, once one is chosen.")
+
+    @classmethod
+    def of(cls, booking: Booking) -> "BookingOut":
+        """The patient's view of a stored booking."""
+        return cls.model_validate(booking.model_dump(include=set(cls.model_fields)))
+
+
+class NewBookingOut(BookingOut):
+    """A booking just made, with the secret that opens it."""
+
+    manage_token: str = Field(
+        description=(
+            "The patient's key to this booking, shown only here: send it as "
+            "`Authorization: Bearer <token>` to see the booking's details or cancel it. "
+            "The clinic keeps only a digest of it and cannot show it again."
+        )
+    )
 
 
 class BookingList(BaseModel):

@@ -18,8 +18,8 @@ from clinic.domain.scheduling import local_time
 from clinic.messages import BookingStatus, BookingStatusChanged
 from clinic.redaction import mask_email
 from clinic.settings import settings
-from clinic.store import outbox
-from clinic.store.documents import MessageKind, OutboxRecord
+from clinic.store import bookings, outbox
+from clinic.store.documents import Booking, MessageKind, OutboxRecord
 
 log = logging.getLogger("clinic.emails")
 
@@ -68,20 +68,20 @@ def local_when(moment: datetime) -> str:
     return f"{local:%A %d %B %Y at %H:%M} {local.tzname()} (UTC{offset[:3]}:{offset[3:]})"
 
 
-def compose_email(event: BookingStatusChanged) -> Email:
-    """The email that tells a patient their booking's new status."""
+def compose_email(event: BookingStatusChanged, booking: Booking) -> Email:
+    """The email that tells a patient their booking's new status.
+
+    It starts with the clinic's words, not with the name typed in the booking: that
+    text is anyone's, and must not make the clinic's email say what a stranger wants.
+    """
     when = local_when(event.date)
     with_doctor = f" with {event.doctor_name}" if event.doctor_name else ""
-    lines = [
-        f"Dear {event.patient_name},",
-        "",
-        f"Your appointment{with_doctor} on {when} is now {event.status.value}.",
-    ]
+    lines = [f"Your appointment{with_doctor} on {when} is now {event.status.value}."]
     if event.reason:
         lines.append(f"Reason: {event.reason}")
-    lines += ["", f"Booking reference: {event.booking_id}"]
+    lines += ["", f"Booked for: {booking.patient_name}", f"Booking reference: {event.booking_id}"]
     return Email(
-        to=event.patient_email,
+        to=booking.patient_email,
         subject=f"{_SUBJECTS[event.status]} ({when})",
         body="\n".join(lines),
         booking_id=event.booking_id,
@@ -120,13 +120,21 @@ async def claim_email(event: BookingStatusChanged) -> OutboxRecord | None:
 
 
 async def email_once(event: BookingStatusChanged, sender: EmailSender) -> bool:
-    """Tell the patient, by email, what happened to their booking; False if it was told already."""
+    """Tell the patient, by email, what happened to their booking; False if it was told already.
+
+    The address is read from the booking, not the event; a booking that is gone (its
+    patient's data erased) gets no email.
+    """
+    booking = await bookings.get(event.booking_id)
+    if booking is None:
+        log.info("no booking to email about", extra={"booking_id": event.booking_id})
+        return False
     record = await claim_email(event)
     if record is None:
         return False
     try:
         async with asyncio.timeout(settings.email_send_timeout):
-            await sender.send(compose_email(event))
+            await sender.send(compose_email(event, booking))
     except Exception:
         # Not delivered (or it timed out): give the record back so the retry sends at once.
         await outbox.release(record.id, record.due_at)

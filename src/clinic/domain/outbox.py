@@ -86,8 +86,6 @@ def status_event(booking: Booking) -> BookingStatusChanged:
     return BookingStatusChanged(
         booking_id=booking.id,
         status=booking.status,
-        patient_name=booking.patient_name,
-        patient_email=booking.patient_email,
         date=booking.date,
         doctor_id=booking.doctor_id,
         doctor_name=booking.doctor_name,

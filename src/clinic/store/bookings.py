@@ -28,6 +28,13 @@ async def get(booking_id: str) -> Booking | None:
     return await _reads.run(booking_id)
 
 
+async def replace_manage_token(booking_id: str, token_digest: str) -> None:
+    """Store a new manage token's digest for the booking: the old token opens it no more."""
+    await Booking.get_pymongo_collection().update_one(
+        {"_id": booking_id}, {"$set": {"manage_token_digest": token_digest}}
+    )
+
+
 Move = tuple[str, dict[str, object]]
 """A booking id, and the fields its move sets (one of them a unique ``decision_id``)."""
 

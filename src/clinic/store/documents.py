@@ -15,7 +15,7 @@ from clinic.store.doctor_profile import DoctorId, DoctorProfile
 
 
 def new_booking_id() -> str:
-    """A random UUID: the patient's unguessable key to their booking."""
+    """A random UUID. It names the booking; the manage token, not the id, opens it."""
     return str(uuid4())
 
 
@@ -57,6 +57,8 @@ class Booking(Document):
     # storing a booking is one write: while set, the request may not have reached a
     # worker, and the outbox relay sends it from then on. A decision clears it.
     request_due_at: datetime | None = None
+    # The SHA-256 digest of the patient's manage token; the token itself is never stored.
+    manage_token_digest: str | None = None
 
     @model_validator(mode="after")
     def _keyed_for_listing(self) -> "Booking":
