@@ -1,7 +1,7 @@
 # Image for every clinic service (API and workers); the command is chosen
 # per service in docker-compose.yml. Default command: the HTTP API.
 
-# ---- builder: install the package and its runtime deps into a venv ----------
+# ---- builder: install the locked runtime deps, then the package, into a venv --
 FROM python:3.11-slim AS builder
 
 ENV PIP_NO_CACHE_DIR=1 \
@@ -12,9 +12,13 @@ ENV PATH="${VIRTUAL_ENV}/bin:${PATH}"
 RUN python -m venv "${VIRTUAL_ENV}"
 
 WORKDIR /build
+# Exactly the versions in the lock, each file checked against its hash: the image
+# runs what scripts/audit checks, not whatever was newest on the day of the build.
+COPY requirements.lock ./
+RUN pip install --no-cache-dir --require-hashes -r requirements.lock
 COPY pyproject.toml README.md ./
 COPY src/ ./src/
-RUN pip install --no-cache-dir .
+RUN pip install --no-cache-dir --no-deps .
 
 # ---- runtime ----------------------------------------------------------------
 FROM python:3.11-slim AS runtime

@@ -3,10 +3,13 @@
 The services' command lines themselves run as processes in test_processes.py.
 """
 
+import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -57,7 +60,7 @@ def test_compose_has_the_services_of_the_original_design(compose: dict[str, Any]
 
 def test_compose_waits_for_healthy_dependencies(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    for name in ("rabbitmq", "mongo", "api"):
+    for name in ("rabbitmq", "mongo", "api", "booking-worker", "notification-worker"):
         assert services[name]["healthcheck"]["test"], name
     for name in ("api", "booking-worker", "notification-worker"):
         depends = services[name]["depends_on"]
@@ -72,16 +75,143 @@ def test_compose_waits_for_healthy_dependencies(compose: dict[str, Any]) -> None
 def test_compose_has_no_default_guest_credentials() -> None:
     text = (ROOT / "docker-compose.yml").read_text()
     assert "guest" not in text
-    assert "${RABBITMQ_USER:?" in text
-    assert "${RABBITMQ_PASSWORD:?" in text
+    for account in ("RABBITMQ_ADMIN", "RABBITMQ_APP", "MONGO_APP"):
+        assert f"${{{account}_USER:?" in text
+        assert f"${{{account}_PASSWORD:?" in text
+    assert "${MONGO_INITDB_ROOT_USERNAME:?" in text
+    assert "${MONGO_INITDB_ROOT_PASSWORD:?" in text
 
 
-def test_docker_compose_accepts_the_file(tmp_path: Path) -> None:
+def test_the_management_ui_listens_on_the_hosts_loopback_only(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    assert services["rabbitmq"]["ports"] == ["127.0.0.1:15672:15672"]
+    # Nothing else of the broker's or the database's reaches the host's network.
+    assert "ports" not in services["mongo"]
+    published = {name for name, service in services.items() if "ports" in service}
+    assert published == {"rabbitmq", "api"}
+
+
+def test_the_app_uses_the_brokers_least_privileged_account(compose: dict[str, Any]) -> None:
+    rabbit_url = compose["x-clinic-env"]["CLINIC_RABBIT_URL"]
+    assert rabbit_url.startswith("amqp://${RABBITMQ_APP_USER:?")
+    assert "${RABBITMQ_APP_PASSWORD:?" in rabbit_url
+    assert "ADMIN" not in rabbit_url
+    template = json.loads((ROOT / "deploy/rabbitmq/definitions.template.json").read_text())
+    tags = {user["name"]: user["tags"] for user in template["users"]}
+    assert tags == {"@RABBITMQ_ADMIN_USER@": ["administrator"], "@RABBITMQ_APP_USER@": []}
+    [app] = [p for p in template["permissions"] if p["user"] == "@RABBITMQ_APP_USER@"]
+    for kind in ("configure", "write", "read"):
+        # Anchored lists of names (tests/test_broker_accounts.py checks them on a broker).
+        assert re.fullmatch(r"\^\(.+\)\$", app[kind]), kind
+    # The broker's service makes the accounts from .env and imports them at boot.
+    rabbitmq = compose["services"]["rabbitmq"]
+    assert rabbitmq["environment"] == compose["x-rabbit-accounts"]
+    assert "render-definitions.sh" in " ".join(rabbitmq["entrypoint"])
+    assert (
+        "./deploy/rabbitmq/clinic.conf:/etc/rabbitmq/conf.d/30-clinic.conf:ro"
+        in (rabbitmq["volumes"])
+    )
+
+
+def test_mongo_requires_authentication_and_the_app_signs_in(compose: dict[str, Any]) -> None:
+    mongo = compose["services"]["mongo"]
+    environment = mongo["environment"]
+    assert environment["MONGO_INITDB_ROOT_USERNAME"].startswith("${MONGO_INITDB_ROOT_USERNAME:?")
+    assert environment["MONGO_INITDB_ROOT_PASSWORD"].startswith("${MONGO_INITDB_ROOT_PASSWORD:?")
+    assert (
+        "./deploy/mongo/create-app-user.js:/docker-entrypoint-initdb.d/create-app-user.js:ro"
+        in mongo["volumes"]
+    )
+    mongo_url = compose["x-clinic-env"]["CLINIC_MONGO_URL"]
+    assert mongo_url.startswith("mongodb://${MONGO_APP_USER:?")
+    assert "${MONGO_APP_PASSWORD:?" in mongo_url
+    assert "ROOT" not in mongo_url
+    # The healthcheck signs in as the app, so it passes only once the app could.
+    assert ".auth(process.env.MONGO_APP_USER, process.env.MONGO_APP_PASSWORD)" in " ".join(
+        mongo["healthcheck"]["test"]
+    )
+
+
+def test_the_mongo_init_script_grants_the_app_its_database_only(tmp_path: Path) -> None:
+    node = shutil.which("node")
+    if node is None:
+        unavailable("Node.js is needed to run the MongoDB init script (apt-get install nodejs)")
+    # The script as mongosh runs it, with a stand-in for its `db` that records the call.
+    harness = tmp_path / "harness.js"
+    harness.write_text(
+        "const fs = require('fs');\n"
+        "const calls = [];\n"
+        "globalThis.db = { getSiblingDB: (name) => ({ createUser: (spec) => calls.push("
+        "{ name, spec }) }) };\n"
+        f"eval(fs.readFileSync({json.dumps(str(ROOT / 'deploy/mongo/create-app-user.js'))},"
+        " 'utf8'));\n"
+        "console.log(JSON.stringify(calls));\n"
+    )
+    env = {"PATH": "/usr/bin:/bin", "MONGO_APP_USER": "app", "MONGO_APP_PASSWORD": "secret"}
+    result = subprocess.run(
+        [node, str(harness)],
+        env=env | {"CLINIC_MONGO_DB": "clinic_db"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == [
+        {
+            "name": "admin",
+            "spec": {
+                "user": "app",
+                "pwd": "secret",
+                "roles": [{"role": "readWrite", "db": "clinic_db"}],
+            },
+        }
+    ]
+    missing = subprocess.run([node, str(harness)], env={"PATH": "/usr/bin:/bin"}, check=False)
+    assert missing.returncode != 0
+
+
+def test_workers_report_their_health_from_the_heartbeat(compose: dict[str, Any]) -> None:
+    for worker in ("booking-worker", "notification-worker"):
+        check = compose["services"][worker]["healthcheck"]
+        assert check["test"][:5] == ["CMD", "python", "-m", "clinic.handlers.heartbeat", "check"]
+        max_age = float(check["test"][check["test"].index("--max-age") + 1])
+        # Several beats (every few seconds) fit in the allowed age.
+        assert max_age >= 15
+
+
+def _env_example() -> dict[str, str]:
+    lines = (ROOT / ".env.example").read_text().splitlines()
+    pairs = (line.partition("=") for line in lines if line and not line.startswith("#"))
+    return {name: value for name, _, value in pairs}
+
+
+def test_env_example_secrets_are_placeholders_the_app_refuses() -> None:
+    env = _env_example()
+    secrets = {name: value for name, value in env.items() if name.endswith("PASSWORD")}
+    assert set(secrets) == {
+        "RABBITMQ_ADMIN_PASSWORD",
+        "RABBITMQ_APP_PASSWORD",
+        "MONGO_INITDB_ROOT_PASSWORD",
+        "MONGO_APP_PASSWORD",
+    }
+    for name, value in secrets.items():
+        assert value.startswith("change-me"), name
+    tokens = [entry.split(":", 1) for entry in env["CLINIC_STAFF_TOKENS"].split(",")]
+    assert tokens
+    for staff_name, token in tokens:
+        assert staff_name
+        assert token.startswith("change-me"), staff_name
+    # The app's accounts are not the administrators'.
+    assert env["RABBITMQ_APP_USER"] != env["RABBITMQ_ADMIN_USER"]
+    assert env["MONGO_APP_USER"] != env["MONGO_INITDB_ROOT_USERNAME"]
+
+
+def _docker_compose_config(tmp_path: Path, *options: str) -> subprocess.CompletedProcess[str]:
     if shutil.which("docker-compose") is None:
         unavailable("docker-compose is not installed (apt-get install docker-compose)")
     env_file = tmp_path / ".env"
     env_file.write_text((ROOT / ".env.example").read_text())
-    result = subprocess.run(
+    return subprocess.run(
         [
             "docker-compose",
             "--env-file",
@@ -89,10 +219,30 @@ def test_docker_compose_accepts_the_file(tmp_path: Path) -> None:
             "-f",
             str(ROOT / "docker-compose.yml"),
             "config",
-            "--quiet",
+            *options,
         ],
         capture_output=True,
         text=True,
         check=False,
     )
+
+
+def test_docker_compose_accepts_the_file(tmp_path: Path) -> None:
+    result = _docker_compose_config(tmp_path, "--quiet")
     assert result.returncode == 0, result.stderr
+
+
+def test_with_the_example_env_the_app_signs_in_as_its_own_accounts(tmp_path: Path) -> None:
+    result = _docker_compose_config(tmp_path)
+    assert result.returncode == 0, result.stderr
+    services = yaml.safe_load(result.stdout)["services"]
+    brokers = services["rabbitmq"]["environment"]
+    databases = services["mongo"]["environment"]
+    for name in ("api", "booking-worker", "notification-worker"):
+        environment = services[name]["environment"]
+        rabbit = urlsplit(environment["CLINIC_RABBIT_URL"])
+        assert rabbit.username == brokers["RABBITMQ_APP_USER"] != brokers["RABBITMQ_ADMIN_USER"]
+        assert rabbit.password == brokers["RABBITMQ_APP_PASSWORD"]
+        mongo = urlsplit(environment["CLINIC_MONGO_URL"])
+        assert mongo.username == databases["MONGO_APP_USER"]
+        assert mongo.password == databases["MONGO_APP_PASSWORD"]

@@ -10,8 +10,9 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Annotated
 
-from faststream import FastStream
+from faststream import Context, FastStream
 from faststream.rabbit import RabbitRouter
 from faststream.specification import AsyncAPI
 
@@ -26,14 +27,20 @@ from clinic.store.database import connect_database
 
 
 @asynccontextmanager
-async def _worker_lifespan() -> AsyncIterator[None]:
+async def _worker_lifespan(app: Annotated[FastStream, Context()]) -> AsyncIterator[None]:
+    # Imported here, not with the package: the healthcheck runs it as a script.
+    from clinic.handlers.heartbeat import beat
+
     configure_logging(settings.log_level)
     # The API creates the indexes; a restarted worker must not wait on index builds.
     client = await connect_database(create_indexes=False)
     await declare_topology()
+    # The container healthcheck's evidence that this worker's broker connection is up.
+    heartbeat = asyncio.create_task(beat(app.brokers), name="heartbeat")
     try:
         yield
     finally:
+        heartbeat.cancel()
         await client.close()
 
 
