@@ -154,7 +154,10 @@ async def test_booking_an_unknown_or_inactive_doctor_is_refused_and_stores_nothi
         for doctor in ("nobody", "dra-garcia", "$where", 7)
     ]
     assert [a.status_code for a in answers] == [422] * 4
-    assert "No active doctor" in str(answers[0].json()["detail"])
+    for unknown_or_inactive in answers[:2]:
+        [problem] = unknown_or_inactive.json()["detail"]
+        assert problem["type"] == "doctor_unavailable"  # the worker's reason code
+        assert problem["loc"] == ["body", "doctorId"]
     assert await Booking.find_all().count() == 0
     assert await OutboxRecord.find_all().count() == 0
     requests_published.assert_not_called()

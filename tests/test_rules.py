@@ -150,7 +150,7 @@ def test_every_secret_in_the_env_example_is_refused() -> None:
     assert secrets
     for secret in secrets:
         tokens = secret if ":" in secret else f"name:{secret}"
-        with pytest.raises(ValidationError, match="example value|shorter"):
+        with pytest.raises(ValidationError, match=r"example value|shorter"):
             Settings(staff_tokens=tokens)
 
 

@@ -1,5 +1,6 @@
 """The one place configuration is read: environment variables prefixed ``CLINIC_``."""
 
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from typing import Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -106,6 +107,35 @@ class Settings(BaseSettings):
     idempotency_ttl: float = Field(
         86400.0, gt=0, description="Seconds an Idempotency-Key of POST /book is remembered."
     )
+    booking_horizon_days: int = Field(
+        90, ge=1, le=3650, description="How many days ahead patients may book."
+    )
+    active_bookings_per_email: int = Field(
+        3,
+        ge=1,
+        description="Upcoming pending or confirmed bookings one email address may hold.",
+    )
+    bookings_per_minute: int = Field(
+        5, ge=1, description="Bookings one client address may ask for per minute, per API process."
+    )
+    bookings_per_day: int = Field(
+        20, ge=1, description="Bookings one client address may ask for per day, per API process."
+    )
+    trusted_proxies: str = Field(
+        "",
+        description=(
+            "Comma-separated addresses of the reverse proxies whose X-Forwarded-For names "
+            "the client; from anyone else the header is ignored."
+        ),
+    )
+    max_pending: int = Field(
+        5000,
+        ge=1,
+        description=(
+            "Bookings waiting for a decision past which POST /book answers 503, so a "
+            "flood cannot grow the queue without bound."
+        ),
+    )
     timezone: str = Field(
         "Europe/Madrid",
         description="The clinic's IANA timezone: working hours and emails are in local time.",
@@ -139,6 +169,20 @@ class Settings(BaseSettings):
     def zone(self) -> ZoneInfo:
         """The clinic's timezone."""
         return ZoneInfo(self.timezone)
+
+    @property
+    def trusted_proxy_networks(self) -> list[IPv4Network | IPv6Network]:
+        """The reverse proxies believed about the client's address."""
+        return [
+            ip_network(entry.strip()) for entry in self.trusted_proxies.split(",") if entry.strip()
+        ]
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_addresses(cls, value: str) -> str:
+        for entry in filter(None, map(str.strip, value.split(","))):
+            ip_network(entry)  # ValueError names the entry: an address is no secret
+        return value
 
     @property
     def staff_token_names(self) -> dict[str, str]:

@@ -9,6 +9,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from faststream.rabbit import RabbitBroker
 from pymongo import AsyncMongoClient
 
+from clinic.api.rate_limits import BookingRate
+from clinic.domain.admission import PendingBacklog
 from clinic.messaging.broker import Publishers
 from clinic.settings import settings
 
@@ -85,10 +87,37 @@ async def _staff(
     return staff
 
 
+async def _staff_if_any(
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_staff_bearer)],
+) -> Staff | None:
+    """The staff member, if a token was sent (403 if it is wrong); None for a patient."""
+    return None if credentials is None else await _staff(credentials)
+
+
+StaffIfAny = Annotated[Staff | None, Depends(_staff_if_any)]
+"""A staff member booking for a patient (no per-client limits apply), or None."""
 StaffMember = Annotated[Staff, Depends(_staff)]
 """The staff member calling; the route answers 401 or 403 to anyone else."""
 StaffOnly = Depends(_staff)
 """Route dependency: the caller must present a staff token."""
+
+
+async def _booking_rate(request: Request) -> BookingRate:
+    rate: BookingRate = request.app.state.booking_rate
+    return rate
+
+
+Rate = Annotated[BookingRate, Depends(_booking_rate)]
+"""This process's count of booking requests per client address."""
+
+
+async def _backlog(request: Request) -> PendingBacklog:
+    backlog: PendingBacklog = request.app.state.backlog
+    return backlog
+
+
+Backlog = Annotated[PendingBacklog, Depends(_backlog)]
+"""This process's view of how many bookings wait for a decision."""
 
 
 async def _booking_key(

@@ -1,5 +1,6 @@
 """Error answers shared by the routes, documented in the OpenAPI document."""
 
+import math
 from typing import Any
 
 from fastapi import HTTPException, status
@@ -11,6 +12,15 @@ NOT_OPENED = "No booking with this id opens with this token."
 UNAVAILABLE: dict[int | str, dict[str, Any]] = {
     503: {"model": ErrorOut, "description": "The booking database is unavailable."}
 }
+BUSY: dict[int | str, dict[str, Any]] = {
+    503: {
+        "model": ErrorOut,
+        "description": (
+            "The booking database is unavailable, or too many bookings wait for a "
+            "decision (CLINIC_MAX_PENDING): try again after `Retry-After` seconds."
+        ),
+    }
+}
 TOO_LARGE: dict[int | str, dict[str, Any]] = {
     413: {"model": ErrorOut, "description": "The body is larger than 16 KiB."}
 }
@@ -20,9 +30,39 @@ STAFF: dict[int | str, dict[str, Any]] = {
 }
 
 
-def invalid(location: list[str], message: str) -> HTTPException:
+LIMITED: dict[int | str, dict[str, Any]] = {
+    429: {
+        "model": ErrorOut,
+        "description": (
+            "A limit of the clinic's was reached (bookings per client address per minute "
+            "or per day, upcoming bookings per email address, or how far ahead one may "
+            "book): `Retry-After` says in how many seconds to try again."
+        ),
+    }
+}
+
+
+def invalid(location: list[str], message: str, kind: str = "value_error") -> HTTPException:
     """A 422 shaped like FastAPI's own validation errors, for checks that need the database."""
     return HTTPException(
         status.HTTP_422_UNPROCESSABLE_CONTENT,
-        [{"loc": location, "msg": message, "type": "value_error"}],
+        [{"loc": location, "msg": message, "type": kind}],
+    )
+
+
+def limited(message: str, retry_after: float) -> HTTPException:
+    """A 429 saying which limit was reached, and after how many seconds to try again."""
+    return HTTPException(
+        status.HTTP_429_TOO_MANY_REQUESTS,
+        message,
+        headers={"Retry-After": str(max(1, math.ceil(retry_after)))},
+    )
+
+
+def busy(retry_after: float) -> HTTPException:
+    """A 503: too many bookings wait for a decision to take another now."""
+    return HTTPException(
+        status.HTTP_503_SERVICE_UNAVAILABLE,
+        "The clinic is taking many bookings right now; please try again shortly.",
+        headers={"Retry-After": str(max(1, math.ceil(retry_after)))},
     )

@@ -17,9 +17,11 @@ from clinic.api.failures import (
     invalid_request,
 )
 from clinic.api.privacy import NoStore
+from clinic.api.rate_limits import BookingRate
 from clinic.api.request_limits import RequestLimits
 from clinic.api.routes import booking_list, bookings, doctors, health, intake
 from clinic.api.seed import seed_doctors
+from clinic.domain.admission import PendingBacklog
 from clinic.logs import configure_logging
 from clinic.messaging.broker import Publishers, new_broker
 from clinic.messaging.topology import declare_topology
@@ -57,6 +59,8 @@ def create_app() -> FastAPI:
     )
     app.state.broker = broker = new_broker()
     app.state.publishers = Publishers.on(broker)
+    app.state.booking_rate = BookingRate()
+    app.state.backlog = PendingBacklog()
     # Ours, not FastAPI's max_body_size: that one answers a declared oversize in plain text.
     app.add_middleware(RequestLimits)
     app.add_middleware(NoStore)

@@ -30,12 +30,12 @@ _PRECEDENCE = [
 ]
 
 
-async def candidate_doctors(booking: Booking) -> list[Doctor]:
-    """Who could see this patient: the chosen doctor, else every active doctor by id."""
+async def candidate_doctors(doctor_id: str | None) -> list[Doctor]:
+    """Who could see the patient: the chosen doctor, else every active doctor by id."""
     everyone = await doctors.everyone()
-    if booking.doctor_id is None:
+    if doctor_id is None:
         return [doctor for doctor in everyone if doctor.active]
-    return [doctor for doctor in everyone if doctor.id == booking.doctor_id]
+    return [doctor for doctor in everyone if doctor.id == doctor_id]
 
 
 async def transition(
@@ -63,7 +63,7 @@ async def _place(booking: Booking) -> tuple[Doctor | None, RejectionCode | None]
     if booking.date <= utcnow():
         return None, RejectionCode.DATE_IN_PAST
     problems: set[RejectionCode] = set()
-    for doctor in await candidate_doctors(booking):
+    for doctor in await candidate_doctors(booking.doctor_id):
         if problem := slot_problem(doctor, booking.date):
             problems.add(problem)
         elif (held := await slots.claim(doctor.id, booking.date, booking.id)) is None:
@@ -78,7 +78,12 @@ async def _place(booking: Booking) -> tuple[Doctor | None, RejectionCode | None]
             None,
             RejectionCode.DOCTOR_UNAVAILABLE if unknown else RejectionCode.OUTSIDE_WORKING_HOURS,
         )
-    return None, next(code for code in _PRECEDENCE if code in problems)
+    return None, most_telling(problems)
+
+
+def most_telling(problems: set[RejectionCode]) -> RejectionCode:
+    """Of the reasons the doctors could not take a booking, the one to tell the patient."""
+    return next(code for code in _PRECEDENCE if code in problems)
 
 
 async def decide(booking: Booking) -> Booking:

@@ -28,6 +28,34 @@ async def get(booking_id: str) -> Booking | None:
     return await _reads.run(booking_id)
 
 
+async def upcoming_dates(patient_email_key: str, limit: int) -> list[datetime]:
+    """When the patient's pending and confirmed appointments still to come are, soonest first.
+
+    At most ``limit`` of them: enough to tell whether a limit is reached.
+    """
+    cursor = (
+        Booking.get_pymongo_collection()
+        .find(
+            {
+                "patient_email_key": patient_email_key,
+                "status": {"$in": [BookingStatus.PENDING.value, BookingStatus.CONFIRMED.value]},
+                "date": {"$gt": utcnow()},
+            },
+            {"date": True, "_id": False},
+        )
+        .sort("date", ASCENDING)
+        .limit(limit)
+    )
+    return [document["date"] async for document in cursor]
+
+
+async def count_pending(up_to: int) -> int:
+    """How many bookings wait for a decision, counted up to ``up_to`` and no further."""
+    return await Booking.get_pymongo_collection().count_documents(
+        {"status": BookingStatus.PENDING.value}, limit=up_to
+    )
+
+
 async def replace_manage_token(booking_id: str, token_digest: str) -> None:
     """Store a new manage token's digest for the booking: the old token opens it no more."""
     await Booking.get_pymongo_collection().update_one(

@@ -12,6 +12,7 @@ from pymongo import ASCENDING, DESCENDING, IndexModel
 from clinic.clock import utcnow
 from clinic.messages import BookingStatus, RejectionCode
 from clinic.store.doctor_profile import DoctorId, DoctorProfile
+from clinic.store.email_keys import email_key
 
 
 def new_booking_id() -> str:
@@ -28,6 +29,8 @@ class Doctor(Document, DoctorProfile):
         name = "doctors"
 
 
+PATIENT_BOOKINGS = "patient_bookings"
+"""The name of the index of a patient's bookings, by their email key."""
 REQUEST_DUE = "request_due"
 """The name of the index through which the outbox relay finds undecided requests."""
 
@@ -38,6 +41,8 @@ class Booking(Document):
     id: str = Field(default_factory=new_booking_id)  # type: ignore[assignment]
     patient_name: str
     patient_email: str
+    # The address as its mailbox knows it (clinic.store.email_keys): one patient, one key.
+    patient_email_key: str = ""
     date: datetime
     doctor_id: str | None = None
     # The doctor's name when the booking was decided, for the patient's emails.
@@ -62,6 +67,8 @@ class Booking(Document):
 
     @model_validator(mode="after")
     def _keyed_for_listing(self) -> "Booking":
+        if not self.patient_email_key:
+            self.patient_email_key = email_key(self.patient_email)
         if not self.list_key:
             self.list_key = f"{self.created_at.astimezone(UTC):%Y-%m-%dT%H:%M:%S.%f}|{self.id}"
         return self
@@ -72,8 +79,10 @@ class Booking(Document):
             # GET /bookings, newest first, unfiltered or by one filter (see clinic.store.listing).
             IndexModel([("list_key", DESCENDING)], name="list_all"),
             IndexModel([("status", ASCENDING), ("list_key", DESCENDING)], name="list_by_status"),
+            # A patient's bookings: listed, counted against the limit, exported, erased.
             IndexModel(
-                [("patient_email", ASCENDING), ("list_key", DESCENDING)], name="list_by_patient"
+                [("patient_email_key", ASCENDING), ("list_key", DESCENDING)],
+                name=PATIENT_BOOKINGS,
             ),
             IndexModel([("date", ASCENDING), ("list_key", DESCENDING)], name="list_by_date"),
             # A doctor's bookings, listed. (Availability reads the day through list_by_date.)
@@ -199,6 +208,7 @@ OBSOLETE_INDEXES = {
         "outbox",
         "relay_unannounced",
         "relay_unpublished",
+        "list_by_patient",
     ],
     "slot_claims": ["by_booking"],
 }

@@ -49,3 +49,8 @@ async def claim_key(key: str, fingerprint: str, booking_id: str) -> str | None:
             return earlier.booking_id
         return None
     raise KeyReused(key)  # claimed by a concurrent request in between
+
+
+async def release_key(key: str) -> None:
+    """Forget ``key``: the request that claimed it was refused, and stored nothing."""
+    await IdempotencyKey.find(IdempotencyKey.id == key).delete()

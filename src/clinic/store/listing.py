@@ -16,7 +16,8 @@ from pymongo import DESCENDING
 from pymongo.asynchronous.cursor import AsyncCursor
 
 from clinic.messages import BookingStatus
-from clinic.store.documents import Booking
+from clinic.store.documents import PATIENT_BOOKINGS, Booking
+from clinic.store.email_keys import email_key
 
 
 class BadCursor(ValueError):  # noqa: N818 - it names the situation
@@ -41,7 +42,7 @@ class BookingFilter:
         if self.doctor_id:
             query["doctor_id"] = self.doctor_id
         if self.patient_email:
-            query["patient_email"] = self.patient_email
+            query["patient_email_key"] = email_key(self.patient_email)
         dates = {}
         if self.date_from:
             dates["$gte"] = self.date_from
@@ -54,7 +55,7 @@ class BookingFilter:
     def index(self) -> str:
         """The index that serves this filter: the most selective filter's."""
         if self.patient_email:
-            return "list_by_patient"
+            return PATIENT_BOOKINGS
         if self.doctor_id:
             return "list_by_doctor"
         if self.date_from or self.date_to:

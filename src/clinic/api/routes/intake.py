@@ -4,23 +4,26 @@ import hashlib
 import logging
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Header, HTTPException, Response, status
+from fastapi import APIRouter, BackgroundTasks, Header, HTTPException, Request, Response, status
 
-from clinic.api.deps import Publish
-from clinic.api.errors import TOO_LARGE, UNAVAILABLE, invalid
+from clinic.api.deps import Backlog, Publish, Rate, StaffIfAny
+from clinic.api.errors import BUSY, LIMITED, TOO_LARGE, busy, invalid, limited
+from clinic.api.rate_limits import client_address
 from clinic.api.schemas import (
     BookingOut,
     BookingRequest,
     ErrorOut,
     NewBookingOut,
 )
+from clinic.domain.admission import beyond_horizon, never_bookable, reason, too_many_upcoming
 from clinic.domain.manage_tokens import new_manage_token
 from clinic.domain.outbox import hand_over, request_due
 from clinic.logs import current_booking_id
+from clinic.messages import RejectionCode
 from clinic.redaction import mask_email
-from clinic.store import bookings, doctors
+from clinic.store import bookings
 from clinic.store.documents import Booking, new_booking_id
-from clinic.store.idempotency import KeyReused, claim_key
+from clinic.store.idempotency import KeyReused, claim_key, release_key
 
 log = logging.getLogger("clinic.api")
 
@@ -58,15 +61,20 @@ IdempotencyKeyHeader = Annotated[
         },
         409: {"model": ErrorOut, "description": "The Idempotency-Key came with another body."},
         **TOO_LARGE,
-        **UNAVAILABLE,
+        **LIMITED,
+        **BUSY,
     },
     summary="Request an appointment",
 )
 async def book(
     request: BookingRequest,
+    http: Request,
     response: Response,
     background: BackgroundTasks,
     publishers: Publish,
+    staff: StaffIfAny,
+    rate: Rate,
+    backlog: Backlog,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> NewBookingOut:
     """Store the booking as pending and hand it to the booking workers.
@@ -77,13 +85,29 @@ async def book(
     ``CLINIC_OUTBOX_GRACE`` has passed. Follow ``Location`` to see it become
     confirmed or rejected. The answer's ``manageToken`` is the patient's key to
     the booking's details and to cancelling it; it is shown only in this answer.
+
+    A request that can never be confirmed is a 422 at once, with the reason code
+    the worker would give. Limits answer 429 with ``Retry-After``; a staff token
+    lifts the per-client ones, for reception booking on a patient's behalf.
     """
-    if request.doctor_id and not await _is_active(request.doctor_id):
-        raise invalid(["body", "doctorId"], "No active doctor has this id.")
+    if staff is None and (refused := rate.take(client_address(http))):
+        raise limited(*refused)
+    if beyond := beyond_horizon(request.date):
+        raise limited(beyond.message, beyond.retry_after)
+    if code := await never_bookable(request.date, request.doctor_id):
+        field = "doctorId" if code is RejectionCode.DOCTOR_UNAVAILABLE else "date"
+        raise invalid(["body", field], reason(code), code.value)
+    if await backlog.too_long():
+        raise busy(backlog.refresh * 5)
     booking_id = new_booking_id()
     token, token_digest = new_manage_token()
+    new = True
     if idempotency_key:
-        booking_id = await _claimed_booking_id(idempotency_key, request, booking_id)
+        booking_id, new = await _claimed_booking_id(idempotency_key, request, booking_id)
+    if new and staff is None and (upcoming := await too_many_upcoming(request.patient_email)):
+        if idempotency_key:
+            await release_key(idempotency_key)  # so that a retry is checked again
+        raise limited(upcoming.message, upcoming.retry_after)
     booking = Booking(
         id=booking_id,
         patient_name=request.patient_name,
@@ -104,6 +128,7 @@ async def book(
         response.status_code = status.HTTP_200_OK
         response.headers["Location"] = f"/booking/{earlier.id}"
         return NewBookingOut(**BookingOut.of(earlier).model_dump(), manage_token=token)
+    backlog.accepted()
     current_booking_id.set(booking.id)
     log.info("booking accepted for %s", mask_email(booking.patient_email))
     background.add_task(hand_over, publishers, booking.id)
@@ -111,18 +136,18 @@ async def book(
     return NewBookingOut(**BookingOut.of(booking).model_dump(), manage_token=token)
 
 
-async def _is_active(doctor_id: str) -> bool:
-    doctor = await doctors.get(doctor_id)
-    return doctor is not None and doctor.active
-
-
 def fingerprint(request: BookingRequest) -> str:
     """A digest of the request as validated (so spacing or key order do not matter)."""
     return hashlib.sha256(request.model_dump_json(by_alias=True).encode()).hexdigest()
 
 
-async def _claimed_booking_id(key: str, request: BookingRequest, booking_id: str) -> str:
+async def _claimed_booking_id(
+    key: str, request: BookingRequest, booking_id: str
+) -> tuple[str, bool]:
     """The id to store this request's booking under: the one the key was first claimed for.
+
+    And whether the key is new: a repeated request was checked against the limits
+    the first time.
 
     A retry of a request whose answer was lost (a timeout, a 503) reuses that id,
     so however the first attempt ended, at most one booking exists for the key.
@@ -133,4 +158,4 @@ async def _claimed_booking_id(key: str, request: BookingRequest, booking_id: str
         raise HTTPException(
             status.HTTP_409_CONFLICT, "This Idempotency-Key was used with another request."
         ) from exc
-    return earlier_id or booking_id
+    return (earlier_id, False) if earlier_id else (booking_id, True)

@@ -1,0 +1,108 @@
+"""What the clinic checks before it takes a booking: the rules a request can never pass,
+and the limits that keep one client from booking out every doctor.
+
+The booking worker decides every booking again: these checks answer at once what
+it would answer later, and refuse what the clinic will not take at all.
+"""
+
+import asyncio
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from clinic.clock import utcnow
+from clinic.domain.decisions import REASONS, candidate_doctors, most_telling
+from clinic.domain.scheduling import slot_problem
+from clinic.messages import RejectionCode
+from clinic.settings import settings
+from clinic.store import bookings
+from clinic.store.email_keys import email_key
+
+
+async def never_bookable(date: datetime, doctor_id: str | None) -> RejectionCode | None:
+    """Why no booking at ``date`` (with ``doctor_id``, if given) could ever be confirmed.
+
+    None when some doctor could take it, if the slot is free when the worker looks.
+    """
+    if date <= utcnow():
+        return RejectionCode.DATE_IN_PAST
+    candidates = await candidate_doctors(doctor_id)
+    if not candidates:
+        unknown = doctor_id is not None
+        return RejectionCode.DOCTOR_UNAVAILABLE if unknown else RejectionCode.OUTSIDE_WORKING_HOURS
+    problems = {slot_problem(doctor, date) for doctor in candidates}
+    if None in problems:
+        return None
+    return most_telling({problem for problem in problems if problem is not None})
+
+
+def reason(code: RejectionCode) -> str:
+    """What the patient is told for ``code``, as the worker would tell it."""
+    return REASONS[code]
+
+
+@dataclass(frozen=True)
+class LimitReached:
+    """A limit refused the booking: what to tell the client, and when to try again."""
+
+    message: str
+    retry_after: float
+
+
+def beyond_horizon(date: datetime) -> LimitReached | None:
+    """Refuse a date further ahead than the clinic books (``CLINIC_BOOKING_HORIZON_DAYS``)."""
+    horizon = timedelta(days=settings.booking_horizon_days)
+    opens_at = date - horizon
+    wait = (opens_at - utcnow()).total_seconds()
+    if wait <= 0:
+        return None
+    return LimitReached(
+        f"Appointments can be booked at most {settings.booking_horizon_days} days ahead.", wait
+    )
+
+
+async def too_many_upcoming(patient_email: str) -> LimitReached | None:
+    """Refuse a patient who already holds ``CLINIC_ACTIVE_BOOKINGS_PER_EMAIL`` upcoming bookings.
+
+    Addresses count as one patient when they reach one mailbox (``+tags``, case).
+    Two requests arriving together may both pass: the limit is a brake, not a lock.
+    """
+    limit = settings.active_bookings_per_email
+    upcoming = await bookings.upcoming_dates(email_key(patient_email), limit)
+    if len(upcoming) < limit:
+        return None
+    wait = (upcoming[0] - utcnow()).total_seconds()
+    return LimitReached(
+        f"This email address already has {limit} upcoming appointments; "
+        "cancel one, or book again after the next one.",
+        max(wait, 1.0),
+    )
+
+
+class PendingBacklog:
+    """Whether bookings wait for a decision faster than the workers take them.
+
+    Counted at most once per ``refresh`` seconds, by one caller while the others
+    use the last count, and never past the threshold, so a flood costs the
+    database one cheap count a second.
+    """
+
+    def __init__(self, refresh: float = 1.0) -> None:
+        self.refresh = refresh
+        self._counted_at = float("-inf")
+        self._pending = 0
+        self._counting: asyncio.Lock | None = None
+
+    async def too_long(self) -> bool:
+        """True when more than ``CLINIC_MAX_PENDING`` bookings wait for a decision."""
+        if time.monotonic() - self._counted_at >= self.refresh:
+            self._counting = self._counting or asyncio.Lock()
+            if not self._counting.locked():
+                async with self._counting:
+                    self._pending = await bookings.count_pending(settings.max_pending + 1)
+                    self._counted_at = time.monotonic()
+        return self._pending > settings.max_pending
+
+    def accepted(self) -> None:
+        """Count a booking just taken, until the next count sees it."""
+        self._pending += 1
