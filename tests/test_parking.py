@@ -12,7 +12,7 @@ from faststream import FastStream
 from clinic.domain.emails import Email, default_email_sender
 from clinic.messages import BookAppointment, BookingStatus
 from clinic.messaging.broker import Publishers, new_broker
-from clinic.messaging.parking import list_parked, replay_parked
+from clinic.messaging.parking import list_parked, parked_about, replay_parked
 from clinic.messaging.retries import PARKED_FROM_HEADER, PARKED_REASON_HEADER
 from clinic.messaging.topology import BOOKING_REQUESTS
 from clinic.settings import settings
@@ -134,6 +134,10 @@ async def test_an_email_out_of_retries_is_parked_and_a_replay_starts_its_count_a
         [parked] = await wait_for(lambda: list_parked(settings.rabbit_url), within=30)
         assert parked.origin == "email_notifications"
         assert parked.reason.startswith(f"gave up after {settings.max_retries} retries")
+        # Kept until an operator acts, so it holds nothing that names the patient.
+        [held] = await parked_about(settings.rabbit_url, {booking.id})
+        for personal in (booking.patient_name, booking.patient_email):
+            assert personal not in json.dumps(held, ensure_ascii=False)
         assert len(attempts) == 1 + settings.max_retries
         assert mailbox.sent == []
 

@@ -136,6 +136,14 @@ class Settings(BaseSettings):
             "flood cannot grow the queue without bound."
         ),
     )
+    retention_days: int = Field(
+        365,
+        ge=1,
+        description=(
+            "Days after an appointment that the patient's name and email are kept; then "
+            "the booking is anonymised."
+        ),
+    )
     timezone: str = Field(
         "Europe/Madrid",
         description="The clinic's IANA timezone: working hours and emails are in local time.",

@@ -122,12 +122,12 @@ async def claim_email(event: BookingStatusChanged) -> OutboxRecord | None:
 async def email_once(event: BookingStatusChanged, sender: EmailSender) -> bool:
     """Tell the patient, by email, what happened to their booking; False if it was told already.
 
-    The address is read from the booking, not the event; a booking that is gone (its
-    patient's data erased) gets no email.
+    The address is read from the booking, not the event; a booking whose patient's
+    data was erased gets no email.
     """
     booking = await bookings.get(event.booking_id)
-    if booking is None:
-        log.info("no booking to email about", extra={"booking_id": event.booking_id})
+    if booking is None or not booking.patient_email:
+        log.info("no address to email (erased)", extra={"booking_id": event.booking_id})
         return False
     record = await claim_email(event)
     if record is None:

@@ -18,6 +18,7 @@ from faststream.specification import AsyncAPI
 
 from clinic import __version__
 from clinic.domain.outbox import run_relay
+from clinic.domain.retention import run_retention
 from clinic.logs import LogBookingId, configure_logging
 from clinic.messaging.broker import Publishers, new_broker
 from clinic.messaging.retries import RetryOrPark
@@ -68,11 +69,12 @@ def worker_app(title: str, *routers: RabbitRouter, outbox_relay: bool = False) -
         ),
     )
     if outbox_relay:
-        _run_outbox_relay(app, publishers)
+        _run_in_background(app, publishers)
     return app
 
 
-def _run_outbox_relay(app: FastStream, publishers: Publishers) -> None:
+def _run_in_background(app: FastStream, publishers: Publishers) -> None:
+    """The outbox relay, and retention of patient data, for as long as the app runs."""
     stop = asyncio.Event()
     tasks: list[asyncio.Task[None]] = []
 
@@ -80,6 +82,7 @@ def _run_outbox_relay(app: FastStream, publishers: Publishers) -> None:
     async def start_relay() -> None:
         stop.clear()
         tasks.append(asyncio.create_task(run_relay(publishers, stop), name="outbox relay"))
+        tasks.append(asyncio.create_task(run_retention(stop), name="retention"))
 
     # Before the broker closes, so a send in progress can finish.
     @app.on_shutdown

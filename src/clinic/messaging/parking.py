@@ -8,7 +8,7 @@ decides its booking once and emails the patient once.
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
@@ -99,3 +99,24 @@ async def replay_parked(rabbit_url: str, ids: set[str] | None = None) -> list[Pa
             await message.ack()
             replayed.append(parked)
     return replayed
+
+
+async def parked_about(rabbit_url: str, booking_ids: set[str]) -> list[dict[str, object]]:
+    """The parked messages about these bookings, with their bodies, left where they are."""
+    async with _parked(rabbit_url) as (_, held):
+        return [
+            {**asdict(describe(message)), "body": message.body.decode(errors="replace")}
+            for message in held
+            if message.correlation_id in booking_ids
+        ]
+
+
+async def remove_parked(rabbit_url: str, booking_ids: set[str]) -> int:
+    """Delete the parked messages about these bookings; how many."""
+    removed = 0
+    async with _parked(rabbit_url) as (_, held):
+        for message in held:
+            if message.correlation_id in booking_ids:
+                await message.ack()
+                removed += 1
+    return removed

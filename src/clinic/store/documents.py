@@ -64,6 +64,8 @@ class Booking(Document):
     request_due_at: datetime | None = None
     # The SHA-256 digest of the patient's manage token; the token itself is never stored.
     manage_token_digest: str | None = None
+    # When the patient's name and email were removed (erased, or past retention).
+    personal_data_removed_at: datetime | None = None
 
     @model_validator(mode="after")
     def _keyed_for_listing(self) -> "Booking":

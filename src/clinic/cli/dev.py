@@ -1,6 +1,4 @@
-"""The ``clinic`` command.
-
-``clinic dev`` runs the whole system on this machine: the HTTP API (uvicorn) and
+"""``clinic dev`` runs the whole system on this machine: the HTTP API (uvicorn) and
 the workers (faststream) as child processes, against the RabbitMQ at
 ``CLINIC_RABBIT_URL``. Without ``CLINIC_MONGO_URL`` it first starts an embedded
 MongoDB-compatible server (SecantusDB, from the ``demo`` extra) that keeps its
@@ -9,7 +7,6 @@ as a separate process, never imported.
 """
 
 import argparse
-import asyncio
 import os
 import re
 import secrets
@@ -21,7 +18,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from clinic.embedded_db import EmbeddedDatabase
-from clinic.messaging.parking import ParkedMessage, list_parked, replay_parked
 from clinic.settings import settings
 
 STOP_TIMEOUT = 15.0
@@ -130,65 +126,3 @@ def dev(args: argparse.Namespace) -> int:
         _stop(apps)
         if database:
             database.stop()
-
-
-def _table(messages: list[ParkedMessage]) -> str:
-    rows = [("ID", "FROM", "BOOKING", "PARKED AT", "REASON")]
-    rows += [(m.id, m.origin, m.booking_id, m.parked_at, m.reason) for m in messages]
-    widths = [max(len(row[i]) for row in rows) for i in range(4)] + [0]
-    return "\n".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
-        for row in rows
-    )
-
-
-def parked_list(args: argparse.Namespace) -> int:
-    """Print the parked messages with where they came from and why they were parked."""
-    messages = asyncio.run(list_parked(settings.rabbit_url))
-    if messages:
-        print(_table(messages))
-    print(f"{len(messages)} parked message(s)")
-    return 0
-
-
-def parked_replay(args: argparse.Namespace) -> int:
-    """Send parked messages back to their queues, once the cause of their failure is fixed."""
-    if not args.all and not args.ids:
-        print("clinic parked replay: give message ids, or --all", file=sys.stderr)
-        return 2
-    wanted = None if args.all else set(args.ids)
-    replayed = asyncio.run(replay_parked(settings.rabbit_url, wanted))
-    for message in replayed:
-        print(f"replayed {message.id} to {message.origin}")
-    missing = (wanted or set()) - {m.id for m in replayed}
-    for message_id in sorted(missing):
-        print(f"no replayable parked message {message_id}", file=sys.stderr)
-    print(f"{len(replayed)} message(s) replayed")
-    return 1 if missing else 0
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The ``clinic`` argument parser, one subcommand per task."""
-    parser = argparse.ArgumentParser(prog="clinic", description="Clinic appointment booking.")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    run = commands.add_parser("dev", help="run the API and the workers on this machine")
-    run.add_argument("--host", default="127.0.0.1", help="API address (default: %(default)s)")
-    run.add_argument("--port", type=int, default=3000, help="API port (default: %(default)s)")
-    run.add_argument("--workers", type=int, default=1, help="worker processes (default: 1)")
-    run.set_defaults(handler=dev)
-    parked = commands.add_parser("parked", help="inspect and re-drive parked messages")
-    actions = parked.add_subparsers(dest="action", required=True, metavar="ACTION")
-    actions.add_parser("list", help="show parked messages and why").set_defaults(
-        handler=parked_list
-    )
-    replay = actions.add_parser("replay", help="send parked messages back to their queues")
-    replay.add_argument("ids", nargs="*", metavar="ID", help="ids shown by `clinic parked list`")
-    replay.add_argument("--all", action="store_true", help="replay every parked message")
-    replay.set_defaults(handler=parked_replay)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``clinic`` console script; returns the exit status."""
-    args = build_parser().parse_args(argv)
-    return int(args.handler(args))

@@ -1,0 +1,73 @@
+"""A patient's data across the clinic's collections: found by email, exported, removed.
+
+Only bookings hold a patient's name and email. The other collections hold what
+points to a booking: slot claims and outbox records by booking id, idempotency
+keys by booking id with a digest of the request's body.
+"""
+
+from datetime import datetime
+from typing import Any
+
+from clinic.clock import utcnow
+from clinic.store.documents import Booking, IdempotencyKey, OutboxRecord, SlotClaim
+
+_REMOVED: dict[str, Any] = {
+    "patient_name": "",
+    "patient_email": "",
+    "patient_email_key": "",
+    "manage_token_digest": None,
+}
+"""What a booking keeps of its patient once their data is removed: nothing."""
+
+
+async def bookings_of(patient_email_key: str) -> list[Booking]:
+    """Every booking made with an address that reaches this mailbox, oldest first."""
+    found = Booking.find(Booking.patient_email_key == patient_email_key)
+    return await found.sort("list_key").to_list()
+
+
+async def records_of(booking_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """What the other collections hold about these bookings, by collection name."""
+    where = {"booking_id": {"$in": booking_ids}}
+    found: dict[str, list[dict[str, Any]]] = {}
+    for document_class in (SlotClaim, OutboxRecord, IdempotencyKey):
+        cursor = document_class.get_pymongo_collection().find(where)
+        found[document_class.Settings.name] = [document async for document in cursor]
+    return found
+
+
+async def remove_from_bookings(booking_ids: list[str]) -> int:
+    """Remove the patient's name, email and manage token from these bookings; how many."""
+    result = await Booking.get_pymongo_collection().update_many(
+        {"_id": {"$in": booking_ids}},
+        {"$set": {**_REMOVED, "personal_data_removed_at": utcnow()}},
+    )
+    return result.modified_count
+
+
+async def forget_request_digests(booking_ids: list[str]) -> int:
+    """Delete the idempotency keys of these bookings (each holds a digest of the body)."""
+    result = await IdempotencyKey.get_pymongo_collection().delete_many(
+        {"booking_id": {"$in": booking_ids}}
+    )
+    return result.deleted_count
+
+
+async def anonymise_appointments_between(
+    since: datetime | None, cutoff: datetime, batch: int = 500
+) -> int:
+    """Remove the patient data of bookings with appointments in [``since``, ``cutoff``).
+
+    At most ``batch`` bookings at a time; how many were changed. ``since`` lets a
+    periodic caller read only what became due since its last pass.
+    """
+    dates: dict[str, datetime] = {"$lt": cutoff}
+    if since is not None:
+        dates["$gte"] = since
+    due = {"date": dates, "personal_data_removed_at": None}
+    collection = Booking.get_pymongo_collection()
+    ids = [doc["_id"] async for doc in collection.find(due, {"_id": True}).limit(batch)]
+    if not ids:
+        return 0
+    await forget_request_digests(ids)
+    return await remove_from_bookings(ids)
