@@ -5,11 +5,13 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 
+from clinic.clock import utcnow
 from clinic.embedded_db import free_port
 from tests.processes import running, wait_until_up
 
@@ -113,3 +115,26 @@ async def test_a_body_that_never_finishes_is_408_and_frees_the_connection(
     assert answer.startswith(b"HTTP/1.1 408 "), answer
     assert b"did not arrive in time" in answer
     assert waited < 5, waited
+
+
+async def test_manage_tokens_never_reach_the_log(api: tuple[str, Path]) -> None:
+    base_url, log = api
+    when = (utcnow() + timedelta(days=12)).strftime("%Y-%m-%dT%H:%M:00Z")
+    async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
+        created = await client.post(
+            "/book",
+            json={"patientName": "Juan Pérez", "patientEmail": "juan@example.com", "date": when},
+        )
+        assert created.status_code == 202, created.text
+        booking_id, token = created.json()["id"], created.json()["manageToken"]
+        opened = await client.get(
+            f"/booking/{booking_id}", headers={"Authorization": f"Bearer {token}"}
+        )
+        assert opened.status_code == 200
+        # The access log line of that request is written once it is answered.
+        await _answers_quickly(client)
+    text = log.read_text()
+    assert f"GET /booking/{booking_id}" in text
+    assert token not in text
+    assert "juan@example.com" not in text
+    assert "Juan Pérez" not in text

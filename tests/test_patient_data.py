@@ -14,7 +14,7 @@ from clinic.messages import BookingStatus
 from clinic.messaging.retries import PARKED_FROM_HEADER
 from clinic.messaging.topology import PARKED
 from clinic.settings import settings
-from clinic.store import slots
+from clinic.store import patients, slots
 from clinic.store.documents import Booking, IdempotencyKey, OutboxRecord, SlotClaim
 from clinic.store.idempotency import claim_key
 from tests.conftest import BIN
@@ -158,3 +158,17 @@ async def test_the_patient_commands_export_and_erase(juan: list[Booking], ana: B
     assert erased.returncode == 0, erased.stderr
     assert json.loads(erased.stdout)["bookings"] == 3
     assert await Booking.find(Booking.patient_name == "Juan Pérez").count() == 0
+
+
+async def test_bookings_stored_before_email_keys_are_found_once_keyed(
+    rabbit: aio_pika.abc.AbstractChannel,
+) -> None:
+    older = Booking(patient_name="Juan Pérez", patient_email="Juan@Example.com", date=utcnow())
+    document = older.model_dump(by_alias=True, exclude={"patient_email_key"})
+    await Booking.get_pymongo_collection().insert_one(document)
+    assert (await export("juan@example.com"))["bookings"] == []
+
+    assert await patients.key_older_bookings() == 1
+
+    assert [b["id"] for b in (await export("juan@example.com"))["bookings"]] == [older.id]
+    assert await patients.key_older_bookings() == 0

@@ -8,6 +8,7 @@ from pymongo.errors import ConnectionFailure, PyMongoError
 
 from clinic.settings import settings
 from clinic.store.documents import DOCUMENT_MODELS, OBSOLETE_INDEXES
+from clinic.store.patients import key_older_bookings
 
 log = logging.getLogger("clinic.database")
 
@@ -42,6 +43,8 @@ async def connect_database(*, create_indexes: bool = True) -> AsyncMongoClient[d
     )
     if create_indexes:
         await drop_obsolete_indexes(client)
+        if keyed := await key_older_bookings():
+            log.info("gave %d older bookings their patient_email_key", keyed)
     return client
 
 

@@ -8,8 +8,11 @@ keys by booking id with a digest of the request's body.
 from datetime import datetime
 from typing import Any
 
+from pymongo import UpdateOne
+
 from clinic.clock import utcnow
 from clinic.store.documents import Booking, IdempotencyKey, OutboxRecord, SlotClaim
+from clinic.store.email_keys import email_key
 
 _REMOVED: dict[str, Any] = {
     "patient_name": "",
@@ -71,3 +74,25 @@ async def anonymise_appointments_between(
         return 0
     await forget_request_digests(ids)
     return await remove_from_bookings(ids)
+
+
+async def key_older_bookings(batch: int = 1000) -> int:
+    """Give bookings stored before ``patient_email_key`` existed their key; how many.
+
+    Without it, a patient's older bookings would escape their export and erasure.
+    """
+    collection = Booking.get_pymongo_collection()
+    keyed = 0
+    while True:
+        older = collection.find({"patient_email_key": None}, {"patient_email": True}).limit(batch)
+        updates = [
+            UpdateOne(
+                {"_id": doc["_id"]},
+                {"$set": {"patient_email_key": email_key(doc["patient_email"])}},
+            )
+            async for doc in older
+        ]
+        if not updates:
+            return keyed
+        await collection.bulk_write(updates, ordered=False)
+        keyed += len(updates)
