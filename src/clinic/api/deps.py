@@ -2,7 +2,7 @@
 
 import hmac
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -96,6 +96,12 @@ async def _staff_if_any(
 
 StaffIfAny = Annotated[Staff | None, Depends(_staff_if_any)]
 """A staff member booking for a patient (no per-client limits apply), or None."""
+TOKEN_OPTIONAL: dict[str, Any] = {"security": [{}]}
+"""``openapi_extra`` of a route whose token is optional (``StaffIfAny``, ``BookingKey``).
+
+FastAPI documents any token a route reads as required; this adds the empty
+requirement, which is how OpenAPI says that a call without a token is fine too.
+"""
 StaffMember = Annotated[Staff, Depends(_staff)]
 """The staff member calling; the route answers 401 or 403 to anyone else."""
 StaffOnly = Depends(_staff)

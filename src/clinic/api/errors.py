@@ -5,7 +5,10 @@ from typing import Any
 
 from fastapi import HTTPException, status
 
-from clinic.api.schemas import ErrorOut
+from clinic.api.fields import RULES
+from clinic.api.schemas import ErrorOut, ProblemsOut
+from clinic.domain.admission import reason
+from clinic.messages import RejectionCode
 
 NOT_FOUND = "No booking with this id."
 NOT_OPENED = "No booking with this id opens with this token."
@@ -40,6 +43,27 @@ LIMITED: dict[int | str, dict[str, Any]] = {
         ),
     }
 }
+
+
+def refusals(*rules: str | RejectionCode) -> dict[int | str, dict[str, Any]]:
+    """The 422 answer of a route, naming the rules its schema cannot say by their codes.
+
+    A refusal for one of them carries its code as the problem's ``type``: a client
+    may tell it from a request that breaks the schema.
+    """
+    named = []
+    for rule in rules:
+        text = reason(rule).rstrip(".") if isinstance(rule, RejectionCode) else RULES[rule]
+        named.append(f"`{rule}` ({text[0].lower()}{text[1:]})")
+    return {
+        422: {
+            "model": ProblemsOut,
+            "description": (
+                "The request breaks its schema, or a rule the schema cannot say, named by "
+                "the problem's type: " + ", ".join(named) + "."
+            ),
+        }
+    }
 
 
 def invalid(location: list[str], message: str, kind: str = "value_error") -> HTTPException:

@@ -14,6 +14,7 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from clinic.redaction import error_summary
@@ -44,12 +45,34 @@ _UNPARSABLE_BODY = "There was an error parsing the body"
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
-    """FastAPI's answer to an HTTP error, except that an undecodable body is a 422 too."""
+    """FastAPI's answer to an HTTP error, except that an undecodable body is a 422 too.
+
+    A 405 lists in ``Allow`` every method of the path, not only those of the one
+    route that happened to match it first.
+    """
     assert isinstance(exc, StarletteHTTPException)
     if exc.status_code == status.HTTP_400_BAD_REQUEST and exc.detail == _UNPARSABLE_BODY:
         problem = {"type": "json_invalid", "loc": ["body"], "msg": "The body is not UTF-8 JSON."}
         return JSONResponse({"detail": [problem]}, status.HTTP_422_UNPROCESSABLE_CONTENT)
+    if exc.status_code == status.HTTP_405_METHOD_NOT_ALLOWED:
+        allowed = ", ".join(_methods_at(request))
+        exc = StarletteHTTPException(exc.status_code, exc.detail, {"Allow": allowed})
     return await http_exception_handler(request, exc)
+
+
+def _methods_at(request: Request) -> list[str]:
+    """Every method some route answers at the request's path."""
+    routes = request.app.router.routes
+    return [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
+        )
+    ]
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE")
 
 
 async def invalid_request(request: Request, exc: Exception) -> JSONResponse:

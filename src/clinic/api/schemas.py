@@ -1,94 +1,20 @@
 """Request bodies and responses of the HTTP API (camelCase, as the original clients send)."""
 
-import re
-import unicodedata
-from datetime import UTC, date, datetime
-from typing import Annotated
+from datetime import datetime
 
-from pydantic import (
-    AfterValidator,
-    AwareDatetime,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    EmailStr,
-    Field,
-    StrictBool,
-    StrictInt,
-    StringConstraints,
-)
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 from pydantic.alias_generators import to_camel
 
+from clinic.api.fields import AppointmentDate, Email, PatientName, Shift, Text
 from clinic.messages import BookingStatus, RejectionCode
-from clinic.store.doctor_profile import DoctorId, DoctorProfile, Shift, ShortText, Weekday
+from clinic.store.doctor_profile import DoctorId, DoctorProfile, Weekday
 from clinic.store.documents import Booking
-
-EARLIEST_YEAR, LATEST_YEAR = 2000, 2100
 
 
 class CamelModel(BaseModel):
     """camelCase on the wire, snake_case in Python."""
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
-
-
-def _not_an_operator(value: str) -> str:
-    # Stored as plain values they are harmless, but no patient is called "$where".
-    if value.startswith("$"):
-        raise ValueError("must not start with $")
-    return value
-
-
-def _plain_name(name: str) -> str:
-    _not_an_operator(name)
-    if any(unicodedata.category(ch).startswith("C") for ch in name):
-        raise ValueError("must not contain control characters")
-    if not any(ch.isalpha() for ch in name):
-        raise ValueError("must contain letters")
-    return name
-
-
-def _utc_millis(date: datetime) -> datetime:
-    try:
-        utc = date.astimezone(UTC)
-    except OverflowError as exc:
-        raise ValueError("is out of range") from exc
-    if not EARLIEST_YEAR <= utc.year <= LATEST_YEAR:
-        raise ValueError(f"must be between the years {EARLIEST_YEAR} and {LATEST_YEAR}")
-    return utc.replace(microsecond=utc.microsecond // 1000 * 1000)
-
-
-PatientName = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
-    AfterValidator(_plain_name),
-]
-
-
-_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-
-
-def _iso_text(value: object) -> object:
-    # Pydantic would read a number, or a string of digits, as a Unix time.
-    if not isinstance(value, str) or not _ISO_DATE.match(value):
-        raise ValueError("must be an ISO 8601 date (YYYY-MM-DD...), not a number")
-    return value
-
-
-def _day_in_range(day: date) -> date:
-    if not EARLIEST_YEAR <= day.year <= LATEST_YEAR:
-        raise ValueError(f"must be between the years {EARLIEST_YEAR} and {LATEST_YEAR}")
-    return day
-
-
-AppointmentDate = Annotated[AwareDatetime, BeforeValidator(_iso_text), AfterValidator(_utc_millis)]
-"""An ISO 8601 date and time with a timezone, stored in UTC to the millisecond.
-
-Every date the API takes is bounded (years 2000 to 2100), so no date arithmetic
-on it can overflow.
-"""
-Day = Annotated[date, BeforeValidator(_iso_text), AfterValidator(_day_in_range)]
-"""A calendar day, ``YYYY-MM-DD``, between the years 2000 and 2100."""
 
 
 class BookingRequest(CamelModel):
@@ -108,9 +34,7 @@ class BookingRequest(CamelModel):
     )
 
     patient_name: PatientName = Field(description="The patient's full name.")
-    patient_email: Annotated[EmailStr, AfterValidator(_not_an_operator)] = Field(
-        description="Where the confirmation email goes."
-    )
+    patient_email: Email = Field(description="Where the confirmation email goes.")
     date: AppointmentDate = Field(
         description="Appointment time, ISO 8601 with a timezone (e.g. 2030-06-15T10:30:00Z)."
     )
@@ -175,6 +99,20 @@ class ErrorOut(BaseModel):
     detail: str
 
 
+class Problem(BaseModel):
+    """One thing wrong with a request: where, what, and its code."""
+
+    loc: list[str | int] = Field(description="Where: `body` or a parameter's place, then names.")
+    msg: str
+    type: str = Field(description="The problem's code: a schema keyword's, or a rule's.")
+
+
+class ProblemsOut(BaseModel):
+    """A request the API refuses, with every problem it found (never what was sent)."""
+
+    detail: list[Problem]
+
+
 class HealthOut(BaseModel):
     """Liveness or readiness, with the state of each dependency."""
 
@@ -187,6 +125,13 @@ class DoctorFields(DoctorProfile):
     """A doctor's details on the wire (camelCase); unknown fields are refused."""
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+    # The profile's own rules, with the codes the routes document for their refusals.
+    name: Text
+    specialty: Text
+    working_hours: dict[Weekday, list[Shift]] = Field(
+        description="Shifts per weekday, in the clinic's local time."
+    )
 
 
 class NewDoctor(DoctorFields):
@@ -229,8 +174,8 @@ class DoctorChanges(CamelModel):
         },
     )
 
-    name: ShortText | None = None
-    specialty: ShortText | None = None
+    name: Text | None = None
+    specialty: Text | None = None
     working_hours: dict[Weekday, list[Shift]] | None = None
     slot_minutes: StrictInt | None = Field(None, ge=1, le=480)
     active: StrictBool | None = None

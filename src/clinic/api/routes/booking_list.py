@@ -6,8 +6,9 @@ from fastapi import APIRouter, HTTPException, Query, status
 
 from clinic.api.deps import StaffMember
 from clinic.api.errors import STAFF, UNAVAILABLE
+from clinic.api.fields import AppointmentDate
 from clinic.api.privacy import audit_read
-from clinic.api.schemas import AppointmentDate, BookingList, BookingOut, ErrorOut
+from clinic.api.schemas import BookingList, BookingOut, ErrorOut
 from clinic.messages import BookingStatus
 from clinic.store.doctor_profile import DoctorId
 from clinic.store.listing import BadCursor, BookingFilter, list_page

@@ -5,7 +5,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, HTTPException, Path, status
 
-from clinic.api.deps import BookingKey, Publish, Staff
+from clinic.api.deps import TOKEN_OPTIONAL, BookingKey, Publish, Staff
 from clinic.api.errors import NOT_FOUND, NOT_OPENED, UNAVAILABLE
 from clinic.api.privacy import audit_read
 from clinic.api.schemas import (
@@ -72,7 +72,8 @@ async def cancel_booking(
     """Cancel a pending or confirmed booking, free its slot and tell the patient.
 
     Needs the booking's manage token, or a staff token. Cancelling a cancelled
-    booking changes nothing and answers the same.
+    booking changes nothing and answers the same. The booking stays, readable at
+    its URL as ``cancelled``.
     """
     key = _key_required(key)
     _opened(await _stored(booking_id), key)
@@ -110,6 +111,7 @@ router.add_api_route(
     response_model_exclude_none=True,
     responses={404: {"model": ErrorOut, "description": NOT_FOUND}, **UNAVAILABLE},
     summary="Look up one booking",
+    openapi_extra=TOKEN_OPTIONAL,
 )
 async def get_booking(booking_id: BookingId, key: BookingKey) -> BookingOut | BookingStatusOut:
     """The booking's status (pending, confirmed, rejected or cancelled).

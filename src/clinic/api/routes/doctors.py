@@ -5,10 +5,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Path, Query, status
 
 from clinic.api.deps import StaffOnly
-from clinic.api.errors import STAFF, TOO_LARGE, UNAVAILABLE
+from clinic.api.errors import STAFF, TOO_LARGE, UNAVAILABLE, refusals
+from clinic.api.fields import Day
 from clinic.api.schemas import (
     AvailabilityOut,
-    Day,
     DoctorChanges,
     DoctorList,
     DoctorOut,
@@ -24,6 +24,7 @@ from clinic.store.documents import Doctor
 
 NO_DOCTOR = "No doctor with this id."
 MISSING: dict[int | str, dict[str, Any]] = {404: {"model": ErrorOut, "description": NO_DOCTOR}}
+REFUSED = refusals("blank", "shift_order", "int_type")
 
 router = APIRouter(prefix="/doctors", tags=["doctors"])
 AnyDoctorId = Annotated[
@@ -101,6 +102,7 @@ async def availability(
         409: {"model": ErrorOut, "description": "The id is taken."},
         **STAFF,
         **TOO_LARGE,
+        **REFUSED,
         **UNAVAILABLE,
     },
     summary="Add a doctor (staff)",
@@ -119,7 +121,7 @@ async def add_doctor(doctor: NewDoctor) -> DoctorOut:
     "/{doctor_id}",
     response_model=DoctorOut,
     dependencies=[StaffOnly],
-    responses={**MISSING, **STAFF, **TOO_LARGE, **UNAVAILABLE},
+    responses={**MISSING, **STAFF, **TOO_LARGE, **REFUSED, **UNAVAILABLE},
     summary="Change a doctor (staff)",
 )
 async def change_doctor(doctor_id: AnyDoctorId, changes: DoctorChanges) -> DoctorOut:
@@ -137,7 +139,11 @@ async def change_doctor(doctor_id: AnyDoctorId, changes: DoctorChanges) -> Docto
     summary="Deactivate a doctor (staff)",
 )
 async def deactivate_doctor(doctor_id: AnyDoctorId) -> DoctorOut:
-    """Stop new bookings with this doctor; booked appointments stay booked."""
+    """Stop new bookings with this doctor; booked appointments stay booked.
+
+    The doctor stays, readable at its URL with ``active: false``: a PATCH with
+    ``active: true`` takes them back.
+    """
     doctor = await _doctor(doctor_id)
     await doctors.change(doctor, {"active": False})
     return _out(doctor)

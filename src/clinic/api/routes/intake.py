@@ -2,12 +2,20 @@
 
 import hashlib
 import logging
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Header, HTTPException, Request, Response, status
 
-from clinic.api.deps import Backlog, Publish, Rate, StaffIfAny
-from clinic.api.errors import BUSY, LIMITED, TOO_LARGE, busy, invalid, limited
+from clinic.api.deps import TOKEN_OPTIONAL, Backlog, Publish, Rate, StaffIfAny
+from clinic.api.errors import (
+    BUSY,
+    LIMITED,
+    TOO_LARGE,
+    busy,
+    invalid,
+    limited,
+    refusals,
+)
 from clinic.api.rate_limits import client_address
 from clinic.api.schemas import (
     BookingOut,
@@ -28,6 +36,34 @@ from clinic.store.idempotency import KeyReused, claim_key, release_key
 log = logging.getLogger("clinic.api")
 
 router = APIRouter(tags=["bookings"])
+NEVER_BOOKABLE = (
+    RejectionCode.DATE_IN_PAST,
+    RejectionCode.OUTSIDE_WORKING_HOURS,
+    RejectionCode.NOT_ON_SLOT_BOUNDARY,
+    RejectionCode.DOCTOR_UNAVAILABLE,
+)
+"""The worker's reasons that POST /book gives at once, as a 422."""
+
+
+def _opened_with_token(operation_id: str, what: str) -> dict[str, Any]:
+    return {
+        "operationId": operation_id,
+        "description": f"{what}, with the manage token this answer carries.",
+        "parameters": {
+            "path.booking_id": "$response.body#/id",
+            "header.Authorization": "Bearer {$response.body#/manageToken}",
+        },
+    }
+
+
+MANAGE_LINKS = {
+    "GetBooking": _opened_with_token("get_booking_booking__booking_id__get", "Look the booking up"),
+    "CancelBooking": _opened_with_token(
+        "cancel_booking_booking__booking_id__cancel_post", "Cancel the booking"
+    ),
+    "DeleteBooking": _opened_with_token("delete_booking", "Cancel the booking"),
+}
+"""What a client can do next with the booking it made (OpenAPI links)."""
 
 
 IdempotencyKeyHeader = Annotated[
@@ -52,19 +88,31 @@ IdempotencyKeyHeader = Annotated[
     response_model=NewBookingOut,
     response_model_exclude_none=True,
     responses={
+        202: {"links": MANAGE_LINKS},
         200: {
             "model": NewBookingOut,
             "description": (
                 "A repeated request: the booking it made, with a new manage token that "
                 "replaces the one the lost answer carried."
             ),
+            "links": MANAGE_LINKS,
         },
+        403: {"model": ErrorOut, "description": "The staff token sent is not valid."},
         409: {"model": ErrorOut, "description": "The Idempotency-Key came with another body."},
         **TOO_LARGE,
+        **refusals(
+            "blank",
+            "no_letter",
+            "control_character",
+            "operator",
+            "email_address",
+            *NEVER_BOOKABLE,
+        ),
         **LIMITED,
         **BUSY,
     },
     summary="Request an appointment",
+    openapi_extra=TOKEN_OPTIONAL,
 )
 async def book(
     request: BookingRequest,
