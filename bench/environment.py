@@ -79,6 +79,13 @@ class Clinic:
             "CLINIC_MONGO_DB": self.db_name,
             "CLINIC_DOCTORS_FILE": str(DOCTORS),
             "CLINIC_STAFF_TOKENS": "bench:bench-staff-token-0123456789abcdefghij",
+            # One client posting the original design's example body, over and over: the
+            # clinic's limits would refuse it, and the benchmark measures the booking path.
+            "CLINIC_BOOKINGS_PER_MINUTE": "1000000000",
+            "CLINIC_BOOKINGS_PER_DAY": "1000000000",
+            "CLINIC_ACTIVE_BOOKINGS_PER_EMAIL": "1000000000",
+            "CLINIC_BOOKING_HORIZON_DAYS": "3650",
+            "CLINIC_MAX_PENDING": "1000000000",
             **self.env,
         }
 

@@ -50,6 +50,8 @@ def test_compose_has_the_services_of_the_original_design(compose: dict[str, Any]
     services = compose["services"]
     assert {"rabbitmq", "mongo", "api", "booking-worker", "notification-worker"} <= set(services)
     assert "management" in services["rabbitmq"]["image"]
+    # Without a fixed hostname a recreated broker container starts with no queues.
+    assert services["rabbitmq"]["hostname"] == "rabbitmq"
     assert "3000:3000" in services["api"]["ports"]
     for worker in ("booking-worker", "notification-worker"):
         assert services[worker]["restart"] == "always"
