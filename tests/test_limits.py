@@ -190,3 +190,11 @@ async def test_a_long_backlog_answers_503_with_retry_after(
     assert int(refused.headers["Retry-After"]) > 0
     assert "try again" in refused.json()["detail"]
     assert await Booking.find_all().count() == 4
+
+
+async def test_the_email_limit_can_be_turned_off(
+    client: AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(settings, "active_bookings_per_email", 0)
+    answers = [await client.post("/book", json=body(days=2 + n)) for n in range(5)]
+    assert [a.status_code for a in answers] == [202] * 5

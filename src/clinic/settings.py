@@ -112,8 +112,11 @@ class Settings(BaseSettings):
     )
     active_bookings_per_email: int = Field(
         3,
-        ge=1,
-        description="Upcoming pending or confirmed bookings one email address may hold.",
+        ge=0,
+        description=(
+            "Upcoming pending or confirmed bookings one email address may hold (0: no "
+            "limit, and no database read for it)."
+        ),
     )
     bookings_per_minute: int = Field(
         5, ge=1, description="Bookings one client address may ask for per minute, per API process."

@@ -32,7 +32,11 @@ _PRECEDENCE = [
 
 async def candidate_doctors(doctor_id: str | None) -> list[Doctor]:
     """Who could see the patient: the chosen doctor, else every active doctor by id."""
-    everyone = await doctors.everyone()
+    return candidates_among(await doctors.everyone(), doctor_id)
+
+
+def candidates_among(everyone: list[Doctor], doctor_id: str | None) -> list[Doctor]:
+    """Of ``everyone``, the chosen doctor, else every active doctor."""
     if doctor_id is None:
         return [doctor for doctor in everyone if doctor.active]
     return [doctor for doctor in everyone if doctor.id == doctor_id]

@@ -1,5 +1,6 @@
 """The clinic's doctors in MongoDB."""
 
+import time
 from typing import Any
 
 from pymongo.errors import DuplicateKeyError
@@ -25,6 +26,7 @@ async def listed(*, include_inactive: bool = False) -> list[Doctor]:
 
 async def add(doctor: Doctor) -> None:
     """Store a new doctor; ``DoctorExists`` if the id is taken."""
+    _recent.clear()
     try:
         await doctor.insert()
     except DuplicateKeyError as exc:
@@ -33,7 +35,26 @@ async def add(doctor: Doctor) -> None:
 
 async def change(doctor: Doctor, changes: dict[str, Any]) -> None:
     """Store ``changes`` to the doctor's fields (and apply them to ``doctor``)."""
+    _recent.clear()
     await doctor.set(changes)
+
+
+RECENT_SECONDS = 1.0
+"""How old ``recently()``'s answer may be."""
+_recent: dict[str, tuple[float, list[Doctor]]] = {}
+
+
+async def recently() -> list[Doctor]:
+    """Every doctor, as read at most ``RECENT_SECONDS`` ago (or since this process changed one).
+
+    For checks that the booking worker makes again on fresh data: a booking asked
+    for at the very second another process changes a doctor is still decided right.
+    """
+    read_at, known = _recent.get("all", (float("-inf"), []))
+    if time.monotonic() - read_at > RECENT_SECONDS:
+        known = await everyone()
+        _recent["all"] = (time.monotonic(), known)
+    return known
 
 
 async def everyone() -> list[Doctor]:
