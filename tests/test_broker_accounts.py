@@ -120,13 +120,14 @@ def test_the_app_account_may_write_only_where_the_clinic_publishes_and_binds() -
     assert allowed(app_permissions()["write"], CANDIDATES) == expected
 
 
-def test_the_definitions_refuse_unsafe_or_shared_account_names() -> None:
+def test_the_definitions_refuse_unsafe_shared_or_example_accounts() -> None:
     names = accounts("x")
     for broken in (
         {"RABBITMQ_APP_PASSWORD": 'quote"breaks-json'},
         {"RABBITMQ_APP_PASSWORD": "at@breaks-the-url"},
         {"RABBITMQ_ADMIN_PASSWORD": ""},
         {"RABBITMQ_APP_USER": names["RABBITMQ_ADMIN_USER"]},
+        {"RABBITMQ_ADMIN_PASSWORD": "change-me-rabbitmq-admin-password"},
     ):
         result = run_render(**(names | broken))
         assert result.returncode != 0, broken

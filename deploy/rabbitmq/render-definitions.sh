@@ -16,6 +16,11 @@ for name in RABBITMQ_ADMIN_USER RABBITMQ_ADMIN_PASSWORD RABBITMQ_APP_USER RABBIT
       echo "$name must be set, with only the characters A-Z a-z 0-9 . _ ~ -" >&2
       exit 1
       ;;
+    change-me* | CHANGE-ME*)
+      # .env.example's placeholders: a broker must never start with a published password.
+      echo "$name still has its example value from .env.example: set a real one" >&2
+      exit 1
+      ;;
   esac
 done
 # The administrator's account is for people; the app must not hold its rights.
