@@ -1,6 +1,9 @@
 """The one place configuration is read: environment variables prefixed ``CLINIC_``."""
 
+from collections.abc import Mapping
+from functools import cache
 from ipaddress import IPv4Network, IPv6Network, ip_network
+from types import MappingProxyType
 from typing import Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -14,7 +17,9 @@ PLACEHOLDER_PREFIX = "change-me"
 """How every secret in ``.env.example`` starts; such a value is refused at startup."""
 
 
-def _staff_pairs(value: str) -> list[tuple[str, str]]:
+# Cached by value: read on every staff request and every booking, parsed once.
+@cache
+def _staff_pairs(value: str) -> tuple[tuple[str, str], ...]:
     """``name:token,name:token`` as pairs; ValueError, naming no token, if one is unfit."""
     pairs = []
     for position, entry in enumerate(filter(None, map(str.strip, value.split(","))), 1):
@@ -24,7 +29,17 @@ def _staff_pairs(value: str) -> list[tuple[str, str]]:
         if len(token) < MIN_TOKEN_LENGTH:
             raise ValueError(f"staff token {name!r} is shorter than {MIN_TOKEN_LENGTH} characters")
         pairs.append((name, token))
-    return pairs
+    return tuple(pairs)
+
+
+@cache
+def _names_by_token(value: str) -> Mapping[str, str]:
+    return MappingProxyType({token: name for name, token in _staff_pairs(value)})
+
+
+@cache
+def _networks(value: str) -> tuple[IPv4Network | IPv6Network, ...]:
+    return tuple(ip_network(entry) for entry in filter(None, map(str.strip, value.split(","))))
 
 
 class Settings(BaseSettings):
@@ -182,23 +197,20 @@ class Settings(BaseSettings):
         return ZoneInfo(self.timezone)
 
     @property
-    def trusted_proxy_networks(self) -> list[IPv4Network | IPv6Network]:
+    def trusted_proxy_networks(self) -> tuple[IPv4Network | IPv6Network, ...]:
         """The reverse proxies believed about the client's address."""
-        return [
-            ip_network(entry.strip()) for entry in self.trusted_proxies.split(",") if entry.strip()
-        ]
+        return _networks(self.trusted_proxies)
 
     @field_validator("trusted_proxies")
     @classmethod
     def _proxy_addresses(cls, value: str) -> str:
-        for entry in filter(None, map(str.strip, value.split(","))):
-            ip_network(entry)  # ValueError names the entry: an address is no secret
+        _networks(value)  # ValueError names the entry: an address is no secret
         return value
 
     @property
-    def staff_token_names(self) -> dict[str, str]:
+    def staff_token_names(self) -> Mapping[str, str]:
         """Each staff token, and the name it goes by in the audit log."""
-        return {token: name for name, token in _staff_pairs(self.staff_tokens)}
+        return _names_by_token(self.staff_tokens)
 
     @field_validator("staff_tokens")
     @classmethod

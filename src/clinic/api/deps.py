@@ -1,6 +1,7 @@
 """``Annotated`` dependency aliases for the API's routes."""
 
 import hmac
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -15,31 +16,26 @@ from clinic.messaging.broker import Publishers
 from clinic.settings import settings
 
 
-# The providers are async: FastAPI runs a plain function in a thread on every request.
-async def _mongo_client(request: Request) -> AsyncMongoClient[dict[str, object]]:
-    client: AsyncMongoClient[dict[str, object]] = request.app.state.mongo
-    return client
+def _app_state(name: str) -> Callable[[Request], Awaitable[Any]]:
+    """A dependency giving ``app.state.<name>``, which ``create_app`` or its lifespan set."""
+
+    # Async: FastAPI runs a plain function in a thread on every request.
+    async def provide(request: Request) -> Any:
+        return getattr(request.app.state, name)
+
+    return provide
 
 
-MongoClient = Annotated[AsyncMongoClient[dict[str, object]], Depends(_mongo_client)]
-
-
-async def _broker(request: Request) -> RabbitBroker:
-    broker: RabbitBroker = request.app.state.broker
-    return broker
-
-
-Broker = Annotated[RabbitBroker, Depends(_broker)]
+MongoClient = Annotated[AsyncMongoClient[dict[str, object]], Depends(_app_state("mongo"))]
+"""The API's database client."""
+Broker = Annotated[RabbitBroker, Depends(_app_state("broker"))]
 """The API's broker."""
-
-
-async def _publishers(request: Request) -> Publishers:
-    publishers: Publishers = request.app.state.publishers
-    return publishers
-
-
-Publish = Annotated[Publishers, Depends(_publishers)]
+Publish = Annotated[Publishers, Depends(_app_state("publishers"))]
 """The publishers of the API's broker."""
+Rate = Annotated[BookingRate, Depends(_app_state("booking_rate"))]
+"""This process's count of booking requests per client address."""
+Backlog = Annotated[PendingBacklog, Depends(_app_state("backlog"))]
+"""This process's view of how many bookings wait for a decision."""
 
 
 @dataclass(frozen=True)
@@ -75,7 +71,7 @@ async def _staff(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_staff_bearer)],
 ) -> Staff:
     """The staff member presenting their token; 401 without one, 403 with a wrong one."""
-    if credentials is None or credentials.scheme.lower() != "bearer":
+    if credentials is None:  # none, or not a Bearer one: HTTPBearer tells them apart
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             "Staff only: send Authorization: Bearer <staff token>.",
@@ -108,28 +104,10 @@ StaffOnly = Depends(_staff)
 """Route dependency: the caller must present a staff token."""
 
 
-async def _booking_rate(request: Request) -> BookingRate:
-    rate: BookingRate = request.app.state.booking_rate
-    return rate
-
-
-Rate = Annotated[BookingRate, Depends(_booking_rate)]
-"""This process's count of booking requests per client address."""
-
-
-async def _backlog(request: Request) -> PendingBacklog:
-    backlog: PendingBacklog = request.app.state.backlog
-    return backlog
-
-
-Backlog = Annotated[PendingBacklog, Depends(_backlog)]
-"""This process's view of how many bookings wait for a decision."""
-
-
 async def _booking_key(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_manage_bearer)],
 ) -> Staff | str | None:
-    if credentials is None or credentials.scheme.lower() != "bearer":
+    if credentials is None:
         return None
     return _staff_named(credentials.credentials) or credentials.credentials
 

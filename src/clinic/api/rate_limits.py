@@ -58,7 +58,7 @@ def client_address(request: Request) -> str:
     return _counted_as(address)
 
 
-def _within(address: str, networks: list[IPv4Network | IPv6Network]) -> bool:
+def _within(address: str, networks: tuple[IPv4Network | IPv6Network, ...]) -> bool:
     try:
         parsed = ip_address(address)
     except ValueError:

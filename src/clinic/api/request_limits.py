@@ -38,7 +38,6 @@ class _Refused(HTTPException):
 
     def __init__(self, status: int) -> None:
         super().__init__(status, _DETAILS[status])
-        self.status = status
 
 
 class RequestLimits:
@@ -56,7 +55,6 @@ class RequestLimits:
             return
         received = 0
         body_done = False
-        started = False
         deadline = asyncio.get_running_loop().time() + settings.body_timeout
 
         async def bounded_receive() -> Message:
@@ -75,16 +73,9 @@ class RequestLimits:
                 body_done = not message.get("more_body", False)
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, bounded_receive, tracking_send)
-        except _Refused as refused:
-            if not started:
-                await _refuse(send, refused.status)
+        # A refusal raised here is an HTTPException: the app's own exception handling,
+        # inside this middleware, answers it like any other.
+        await self.app(scope, bounded_receive, send)
 
 
 def _refusal(scope: Scope) -> int | None:

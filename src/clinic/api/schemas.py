@@ -1,6 +1,7 @@
 """Request bodies and responses of the HTTP API (camelCase, as the original clients send)."""
 
 from datetime import datetime
+from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 from pydantic.alias_generators import to_camel
@@ -54,8 +55,8 @@ class BookingStatusOut(CamelModel):
     updated_at: datetime
 
     @classmethod
-    def of(cls, booking: Booking) -> "BookingStatusOut":
-        """The public view of a stored booking."""
+    def of(cls, booking: Booking) -> Self:
+        """The view of a stored booking that this model shows: its fields, no others."""
         return cls.model_validate(booking.model_dump(include=set(cls.model_fields)))
 
 
@@ -66,11 +67,6 @@ class BookingOut(BookingStatusOut):
     patient_email: str
     date: datetime
     doctor_id: str | None = Field(None, description="The doctor, once one is chosen.")
-
-    @classmethod
-    def of(cls, booking: Booking) -> "BookingOut":
-        """The patient's view of a stored booking."""
-        return cls.model_validate(booking.model_dump(include=set(cls.model_fields)))
 
 
 class NewBookingOut(BookingOut):
@@ -83,6 +79,12 @@ class NewBookingOut(BookingOut):
             "The clinic keeps only a digest of it and cannot show it again."
         )
     )
+
+    @classmethod
+    def opened_by(cls, booking: Booking, token: str) -> "NewBookingOut":
+        """The patient's view of a booking just made, with its manage token."""
+        fields = booking.model_dump(include=set(BookingOut.model_fields))
+        return cls.model_validate({**fields, "manage_token": token})
 
 
 class BookingList(BaseModel):

@@ -62,7 +62,6 @@ async def erase(email: str) -> Erasure:
             _, by_this_call = await cancel(booking.id)
             if by_this_call:
                 erasure.cancelled.append(booking.id)
-    erasure.request_digests = await patients.forget_request_digests(ids)
-    erasure.bookings = await patients.remove_from_bookings(ids)
+    erasure.bookings, erasure.request_digests = await patients.remove_patient_data(ids)
     erasure.parked_messages = await remove_parked(settings.rabbit_url, set(ids))
     return erasure

@@ -39,21 +39,17 @@ async def records_of(booking_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
     return found
 
 
-async def remove_from_bookings(booking_ids: list[str]) -> int:
-    """Remove the patient's name, email and manage token from these bookings; how many."""
-    result = await Booking.get_pymongo_collection().update_many(
+async def remove_patient_data(booking_ids: list[str]) -> tuple[int, int]:
+    """Remove the patient from these bookings: their name, email and manage token, and the
+    idempotency keys holding a digest of their requests. How many bookings and keys."""
+    keys = await IdempotencyKey.get_pymongo_collection().delete_many(
+        {"booking_id": {"$in": booking_ids}}
+    )
+    changed = await Booking.get_pymongo_collection().update_many(
         {"_id": {"$in": booking_ids}},
         {"$set": {**_REMOVED, "personal_data_removed_at": utcnow()}},
     )
-    return result.modified_count
-
-
-async def forget_request_digests(booking_ids: list[str]) -> int:
-    """Delete the idempotency keys of these bookings (each holds a digest of the body)."""
-    result = await IdempotencyKey.get_pymongo_collection().delete_many(
-        {"booking_id": {"$in": booking_ids}}
-    )
-    return result.deleted_count
+    return changed.modified_count, keys.deleted_count
 
 
 async def anonymise_appointments_between(
@@ -72,8 +68,8 @@ async def anonymise_appointments_between(
     ids = [doc["_id"] async for doc in collection.find(due, {"_id": True}).limit(batch)]
     if not ids:
         return 0
-    await forget_request_digests(ids)
-    return await remove_from_bookings(ids)
+    changed, _ = await remove_patient_data(ids)
+    return changed
 
 
 async def key_older_bookings(batch: int = 1000) -> int:

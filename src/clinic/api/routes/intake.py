@@ -18,7 +18,6 @@ from clinic.api.errors import (
 )
 from clinic.api.rate_limits import client_address
 from clinic.api.schemas import (
-    BookingOut,
     BookingRequest,
     ErrorOut,
     NewBookingOut,
@@ -175,13 +174,13 @@ async def book(
         await bookings.replace_manage_token(earlier.id, token_digest)
         response.status_code = status.HTTP_200_OK
         response.headers["Location"] = f"/booking/{earlier.id}"
-        return NewBookingOut(**BookingOut.of(earlier).model_dump(), manage_token=token)
+        return NewBookingOut.opened_by(earlier, token)
     backlog.accepted()
     current_booking_id.set(booking.id)
     log.info("booking accepted for %s", mask_email(booking.patient_email))
     background.add_task(hand_over, publishers, booking.id)
     response.headers["Location"] = f"/booking/{booking.id}"
-    return NewBookingOut(**BookingOut.of(booking).model_dump(), manage_token=token)
+    return NewBookingOut.opened_by(booking, token)
 
 
 def fingerprint(request: BookingRequest) -> str:
