@@ -53,6 +53,8 @@ os.environ.update(
     CLINIC_ACTIVE_BOOKINGS_PER_EMAIL="0",
     CLINIC_MAX_PENDING="1000000",
     CLINIC_BOOKING_HORIZON_DAYS="3650",
+    # No worker HTTP unless a test asks: tests.processes.Service gives each process a port.
+    CLINIC_WORKER_HTTP_PORT="0",
     CLINIC_STAFF_TOKENS="reception:reception-token-0123456789abcdefghijklmnop,records:records-office-token-0123456789abcdefghijk",
 )
 

@@ -13,6 +13,8 @@ from pathlib import Path
 import httpx
 import yaml
 
+from clinic.embedded_db import free_port
+
 BIN = Path(sys.executable).parent
 
 
@@ -22,20 +24,23 @@ ROOT = Path(__file__).resolve().parent.parent
 def compose_commands() -> dict[str, str]:
     """The command line of each service the compose file builds from this repository."""
     services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
-    return {name: spec["command"] for name, spec in services.items() if "command" in spec}
+    return {name: spec["command"] for name, spec in services.items() if "build" in spec}
 
 
 class Service:
     """One real process of ours (and its children), which a test can kill and start again.
 
-    Its output is appended to ``log`` across restarts.
+    Its output is appended to ``log`` across restarts. A worker serves its
+    /health, /ready and /metrics on a free port of its own (``http_port``, plus the
+    child's number under ``--workers``), so processes of one test never collide.
     """
 
     def __init__(self, command: str, log: Path, env: dict[str, str] | None = None) -> None:
         program, *self.args = shlex.split(command)
         self.program = str(BIN / program)
         self.log = log
-        self.env = {**os.environ, **(env or {})}
+        self.env = {**os.environ, "CLINIC_WORKER_HTTP_PORT": str(free_port()), **(env or {})}
+        self.http_port = int(self.env["CLINIC_WORKER_HTTP_PORT"])
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> "Service":

@@ -90,7 +90,10 @@ def test_the_management_ui_listens_on_the_hosts_loopback_only(compose: dict[str,
     # Nothing else of the broker's or the database's reaches the host's network.
     assert "ports" not in services["mongo"]
     published = {name for name, service in services.items() if "ports" in service}
-    assert published == {"rabbitmq", "api"}
+    assert published == {"rabbitmq", "api", "prometheus", "grafana"}
+    # The metrics profile's UIs, like the management UI, on the host's loopback only.
+    for name in ("prometheus", "grafana"):
+        assert all(port.startswith("127.0.0.1:") for port in services[name]["ports"]), name
 
 
 def test_the_app_uses_the_brokers_least_privileged_account(compose: dict[str, Any]) -> None:
@@ -172,13 +175,72 @@ def test_the_mongo_init_script_grants_the_app_its_database_only(tmp_path: Path) 
     assert missing.returncode != 0
 
 
-def test_workers_report_their_health_from_the_heartbeat(compose: dict[str, Any]) -> None:
+def test_workers_report_their_health_from_their_ready_endpoint(compose: dict[str, Any]) -> None:
     for worker in ("booking-worker", "notification-worker"):
-        check = compose["services"][worker]["healthcheck"]
-        assert check["test"][:5] == ["CMD", "python", "-m", "clinic.handlers.heartbeat", "check"]
-        max_age = float(check["test"][check["test"].index("--max-age") + 1])
-        # Several beats (every few seconds) fit in the allowed age.
-        assert max_age >= 15
+        service = compose["services"][worker]
+        check = service["healthcheck"]["test"]
+        assert check[:3] == ["CMD", "python", "-c"]
+        assert "http://127.0.0.1:8001/ready" in check[3]
+        # Reachable by Prometheus on the compose network, and on no host port.
+        assert service["environment"]["CLINIC_WORKER_HTTP_HOST"] == "0.0.0.0"
+        assert "CLINIC_WORKER_HTTP_PORT" not in service["environment"]  # 8001, as checked
+
+
+def test_the_metrics_profile_scrapes_every_clinic_process(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    # Optional: a plain `docker compose up` starts neither.
+    assert services["prometheus"]["profiles"] == ["metrics"]
+    assert services["grafana"]["profiles"] == ["metrics"]
+    for name in ("prometheus", "grafana"):
+        _, _, tag = services[name]["image"].partition(":")
+        assert tag, f"{name}'s image is not pinned"
+        assert tag != "latest", name
+    mounted = {volume.split(":")[0]: volume for volume in services["prometheus"]["volumes"]}
+    config = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text())
+    assert "./deploy/prometheus/prometheus.yml" in mounted
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    assert jobs["api"]["static_configs"] == [{"targets": ["api:3000"]}]
+    for worker in ("booking-worker", "notification-worker"):
+        # Every replica: DNS has one A record per container of a scaled service.
+        assert jobs[worker]["dns_sd_configs"] == [
+            {"names": [worker], "type": "A", "port": 8001, "refresh_interval": "30s"}
+        ]
+    for job in jobs.values():
+        for target in (t for c in job.get("static_configs", []) for t in c["targets"]):
+            assert target.split(":")[0] in services, target
+        for sd in job.get("dns_sd_configs", []):
+            assert set(sd["names"]) <= set(services), sd["names"]
+
+
+def test_the_dashboard_shows_every_figure_of_the_metrics() -> None:
+    dashboard = json.loads((ROOT / "deploy/grafana/clinic-dashboard.json").read_text())
+    queries = " ".join(
+        target["expr"] for panel in dashboard["panels"] for target in panel["targets"]
+    )
+    for metric in (
+        "clinic_http_requests_total",
+        "clinic_http_request_duration_seconds_bucket",
+        "clinic_received_messages_total",
+        "clinic_received_processed_messages_total",
+        "clinic_received_processed_messages_duration_seconds_bucket",
+        "clinic_messages_parked_total",
+        "clinic_messages_retried_total",
+        "clinic_published_messages_total",
+        "clinic_published_messages_exceptions_total",
+        "clinic_bookings_total",
+        "clinic_emails_total",
+        "clinic_outbox_oldest_unsent_seconds",
+        "clinic_pending_bookings",
+    ):
+        assert metric in queries, metric
+    # Provisioned from the data source Grafana is given (deploy/grafana/provisioning).
+    sources = yaml.safe_load(
+        (ROOT / "deploy/grafana/provisioning/datasources/prometheus.yml").read_text()
+    )
+    [source] = sources["datasources"]
+    assert source["url"] == "http://prometheus:9090"
+    uids = {panel["datasource"]["uid"] for panel in dashboard["panels"]}
+    assert uids == {source["uid"]}
 
 
 def _env_example() -> dict[str, str]:
@@ -195,6 +257,7 @@ def test_env_example_secrets_are_placeholders_the_app_refuses() -> None:
         "RABBITMQ_APP_PASSWORD",
         "MONGO_INITDB_ROOT_PASSWORD",
         "MONGO_APP_PASSWORD",
+        "GRAFANA_ADMIN_PASSWORD",
     }
     for name, value in secrets.items():
         assert value.startswith("change-me"), name
@@ -208,16 +271,20 @@ def test_env_example_secrets_are_placeholders_the_app_refuses() -> None:
     assert env["MONGO_APP_USER"] != env["MONGO_INITDB_ROOT_USERNAME"]
 
 
-def _docker_compose_config(tmp_path: Path, *options: str) -> subprocess.CompletedProcess[str]:
+def _docker_compose_config(
+    tmp_path: Path, *options: str, profile: str | None = None
+) -> subprocess.CompletedProcess[str]:
     if shutil.which("docker-compose") is None:
         unavailable("docker-compose is not installed (apt-get install docker-compose)")
     env_file = tmp_path / ".env"
     env_file.write_text((ROOT / ".env.example").read_text())
+    profiles = ["--profile", profile] if profile else []
     return subprocess.run(
         [
             "docker-compose",
             "--env-file",
             str(env_file),
+            *profiles,
             "-f",
             str(ROOT / "docker-compose.yml"),
             "config",
@@ -232,6 +299,18 @@ def _docker_compose_config(tmp_path: Path, *options: str) -> subprocess.Complete
 def test_docker_compose_accepts_the_file(tmp_path: Path) -> None:
     result = _docker_compose_config(tmp_path, "--quiet")
     assert result.returncode == 0, result.stderr
+
+
+def test_docker_compose_accepts_the_metrics_profile(tmp_path: Path) -> None:
+    result = _docker_compose_config(tmp_path, profile="metrics")
+    assert result.returncode == 0, result.stderr
+    services = yaml.safe_load(result.stdout)["services"]
+    # As docker-compose resolved them: the profile kept, the workers' address set.
+    assert services["prometheus"]["profiles"] == ["metrics"]
+    assert services["grafana"]["profiles"] == ["metrics"]
+    for worker in ("booking-worker", "notification-worker"):
+        assert services[worker]["environment"]["CLINIC_WORKER_HTTP_HOST"] == "0.0.0.0"
+        assert "CLINIC_RABBIT_URL" in services[worker]["environment"]
 
 
 def test_with_the_example_env_the_app_signs_in_as_its_own_accounts(tmp_path: Path) -> None:

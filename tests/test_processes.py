@@ -1,6 +1,7 @@
 """End to end: the real uvicorn and faststream processes, as deployed."""
 
 import asyncio
+import json
 import re
 import time
 from collections import Counter
@@ -81,7 +82,7 @@ def test_one_command_runs_both_handlers_in_several_worker_processes(tmp_path: Pa
     # A second of confirmation holds each process's prefetch, so the rest goes to the other.
     slow = {"CLINIC_CONFIRM_DELAY_MIN": "1", "CLINIC_CONFIRM_DELAY_MAX": "1"}
     with (
-        running(f"uvicorn clinic.api:app --port {port}", tmp_path / "api.log"),
+        running(f"uvicorn clinic.api:app --port {port}", tmp_path / "api.log") as api_log,
         running(
             "faststream run clinic.handlers:app --workers 2", tmp_path / "workers.log", slow
         ) as workers_log,
@@ -104,6 +105,57 @@ def test_one_command_runs_both_handlers_in_several_worker_processes(tmp_path: Pa
     deciders = set(re.findall(decided, log))
     assert deciders <= children, log
     assert len(deciders) == 2, log
+    # Every line, uvicorn's and FastStream's (the parent's too) in the clinic's format.
+    assert_clinic_format(api_log, ["Started server process", '"POST /book HTTP/1.1" 202'])
+    assert_clinic_format(workers_log, ["Started parent process", "Started child process"])
+
+
+TEXT_LINE = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} \d+ [A-Z]+ \S+ \[[^\]\s]+\] .*")
+"""``time pid LEVEL logger [booking] text``."""
+
+
+def assert_clinic_format(log: Path, expected: list[str]) -> None:
+    """Every line of ``log`` is a clinic text line, and the ``expected`` texts are among them."""
+    lines = log.read_text().splitlines()
+    assert lines, log.name
+    strangers = [line for line in lines if not TEXT_LINE.fullmatch(line)]
+    assert not strangers, f"{log.name}: not in the clinic's format: {strangers}"
+    for text in expected:
+        assert any(text in line for line in lines), f"{log.name}: no {text!r}"
+
+
+def test_every_line_is_one_json_object_with_clinic_log_format_json(tmp_path: Path) -> None:
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    as_json = {"CLINIC_LOG_FORMAT": "json"}
+    with (
+        running(f"uvicorn clinic.api:app --port {port}", tmp_path / "api.log", as_json) as api,
+        running(
+            "faststream run clinic.handlers:app --workers 2 --log-level debug",
+            tmp_path / "workers.log",
+            as_json,
+        ) as workers,
+    ):
+        wait_until_up(base_url)
+        booking_id = book(base_url, 0)
+        assert wait_for_status(base_url, booking_id)["status"] == "confirmed"
+        deadline = time.monotonic() + 15
+        while "email to" not in workers.read_text():
+            assert time.monotonic() < deadline, workers.read_text()
+            time.sleep(0.1)
+
+    for log, expected in (
+        (api, ["Started server process", '"POST /book HTTP/1.1" 202']),
+        # --log-level debug: FastStream's per-message lines too, with their queue.
+        (workers, ["Started parent process", "waiting for messages", "Received"]),
+    ):
+        lines = [json.loads(line) for line in log.read_text().splitlines()]
+        assert {"time", "level", "logger", "pid", "booking_id", "message"} <= set(lines[0])
+        for text in expected:
+            assert any(text in line["message"] for line in lines), f"{log.name}: no {text!r}"
+        assert booking_id in {line["booking_id"] for line in lines}, log.name
+    received = [line for line in lines if line["message"] == "Received"]
+    assert {line.get("queue") for line in received} >= {"booking_requests"}, received
 
 
 async def test_fifty_patients_racing_for_one_slot_get_one_confirmation(

@@ -10,14 +10,18 @@ cut to a bounded length first: a client controls parts of what is logged (the
 request line), so masking must cost time linear in a line that cannot be long.
 """
 
+import json
 import logging
+import sys
 import traceback
 from contextvars import ContextVar
+from datetime import UTC, datetime
 from types import TracebackType
 
 from faststream import BaseMiddleware
 
 from clinic.redaction import error_summary, mask_emails, shorten
+from clinic.settings import LogFormat, settings
 
 current_booking_id: ContextVar[str] = ContextVar("current_booking_id", default="-")
 
@@ -51,9 +55,10 @@ class MaskedFormatter(logging.Formatter):
         )
 
     def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name)
-        if not hasattr(record, "booking_id"):  # its own, or the one being handled
-            record.booking_id = current_booking_id.get()
+        record.booking_id = _booking_id(record)
         record.message = shorten(record.message)
+        if context := _broker_context(record):
+            record.message += " (" + ", ".join(f"{k}={v}" for k, v in context.items()) + ")"
         return super().formatMessage(record)
 
     def formatException(self, ei: _ExcInfo) -> str:  # noqa: N802 (logging's name)
@@ -72,23 +77,95 @@ class LogBookingId(BaseMiddleware):
         current_booking_id.set(str(correlation_id) if correlation_id else "-")
 
 
-def log_handler() -> logging.Handler:
-    """A stderr handler writing the clinic's masked format."""
-    handler = logging.StreamHandler()
-    handler.setFormatter(MaskedFormatter())
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, cut to size and masked like the text format, for log shippers.
+
+    Each text field is cut and masked before the object is serialised: masking
+    works word by word, and JSON's quotes and backslashes end words, so that masks
+    what masking the line would, and the escaping after it can never be undone by
+    a mask (a ``\\u001b`` cut in two). Quotes, newlines and control characters in a
+    message are escaped, so a line is always one valid object.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, object] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "pid": record.process,
+            "booking_id": None,
+            "message": shorten(record.getMessage()),
+        }
+        if (booking_id := _booking_id(record)) != "-":
+            line["booking_id"] = booking_id
+        if record.exc_info and record.exc_info[1] is not None:
+            line["exception"] = _traceback(record.exc_info[1])
+        line.update(_broker_context(record))
+        masked = {k: mask_emails(v) if isinstance(v, str) else v for k, v in line.items()}
+        return json.dumps(masked, ensure_ascii=False, default=str)
+
+
+def _booking_id(record: logging.LogRecord) -> str:
+    """The booking a line is about: its own ``booking_id``, or the one being handled."""
+    return str(getattr(record, "booking_id", None) or current_booking_id.get())
+
+
+BROKER_FIELDS = ("queue", "exchange", "message_id")
+"""What FastStream's broker lines say about their message, kept as fields of ours."""
+
+
+def _broker_context(record: logging.LogRecord) -> dict[str, str]:
+    return {
+        name: shorten(value, 200)
+        for name in BROKER_FIELDS
+        if isinstance(value := getattr(record, name, None), str) and value
+    }
+
+
+class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is when a line is written (a test swaps it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
+def log_handler(log_format: LogFormat = "text") -> logging.Handler:
+    """A stderr handler writing the clinic's masked format, as text or JSON."""
+    handler = _Stderr()
+    handler.setFormatter(JsonFormatter() if log_format == "json" else MaskedFormatter())
     return handler
 
 
-def configure_logging(level: str) -> None:
-    """Send the clinic's and uvicorn's logs to stderr, as ``time pid level logger [booking] text``.
+THEIR_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "faststream", "faststream.access")
+"""Loggers uvicorn and FastStream give handlers of their own, which lines leave through ours."""
 
-    The process id tells apart the worker processes of ``faststream run --workers N``.
-    uvicorn's lines go through the same masking: its access log quotes the request
-    line (``GET /bookings?patientEmail=...``), its error log a traceback.
+
+def configure_logging(level: str | None = None, log_format: LogFormat | None = None) -> None:
+    """Send every line of this process to stderr through the clinic's masked format.
+
+    Text lines read ``time pid level logger [booking] text``; with
+    ``CLINIC_LOG_FORMAT=json`` each line is a JSON object. The process id tells
+    apart the worker processes of ``faststream run --workers N``. One handler, on
+    the root logger, writes everything: the clinic's lines, uvicorn's (its access
+    log quotes the request line, ``GET /bookings?patientEmail=...``), FastStream's,
+    the drivers' and Python's warnings. Called by the app factories, once uvicorn
+    and ``faststream run`` have set up their own logging and before they log
+    anything more; calling it again replaces the handler, so no line is doubled.
     """
-    handler = log_handler()
-    for name in ("clinic", "uvicorn.error", "uvicorn.access"):
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if isinstance(h, _Stderr)]:
+        root.removeHandler(old)
+    root.addHandler(log_handler(log_format or settings.log_format))
+    for name in THEIR_LOGGERS:
         logger = logging.getLogger(name)
-        logger.handlers[:] = [handler]
-        logger.propagate = False
-    logging.getLogger("clinic").setLevel(level.upper())
+        # A logger silenced on purpose (uvicorn --no-access-log) has no handler and
+        # does not propagate: it stays silent.
+        if logger.handlers:
+            logger.handlers.clear()
+            logger.propagate = True
+    clinic = logging.getLogger("clinic")
+    clinic.handlers.clear()  # what an earlier version of this function installed
+    clinic.propagate = True
+    clinic.setLevel((level or settings.log_level).upper())
+    logging.captureWarnings(True)

@@ -15,6 +15,8 @@ MIN_TOKEN_LENGTH = 32
 """Shortest staff token taken: ``secrets.token_urlsafe(32)`` gives 43 characters."""
 PLACEHOLDER_PREFIX = "change-me"
 """How every secret in ``.env.example`` starts; such a value is refused at startup."""
+LogFormat = Literal["text", "json"]
+"""How log lines are written: ``time pid level logger [booking] text``, or one JSON object."""
 
 
 # Cached by value: read on every staff request and every booking, parsed once.
@@ -162,6 +164,22 @@ class Settings(BaseSettings):
             "the booking is anonymised."
         ),
     )
+    worker_http_host: str = Field(
+        "127.0.0.1",
+        description=(
+            "Address each worker process serves /health, /ready and /metrics on "
+            "(0.0.0.0 in a container, for Prometheus)."
+        ),
+    )
+    worker_http_port: int = Field(
+        8001,
+        ge=0,
+        le=65535,
+        description=(
+            "Port of a worker process's /health, /ready and /metrics; with --workers N, "
+            "child i listens on this port + i. 0 serves none."
+        ),
+    )
     timezone: str = Field(
         "Europe/Madrid",
         description="The clinic's IANA timezone: working hours and emails are in local time.",
@@ -178,6 +196,10 @@ class Settings(BaseSettings):
         ),
     )
     log_level: str = Field("INFO", description="Log level of the clinic's own loggers.")
+    log_format: LogFormat = Field(
+        "text",
+        description="Log lines as text, or as one JSON object per line (json) for log shippers.",
+    )
     dev_data_dir: str = Field(
         ".clinic-data", description="Where `clinic dev` keeps its embedded database files."
     )

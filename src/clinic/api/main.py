@@ -16,10 +16,12 @@ from clinic.api.failures import (
     http_error,
     invalid_request,
 )
+from clinic.api.http_metrics import HttpMetrics
 from clinic.api.privacy import NoStore
 from clinic.api.rate_limits import BookingRate
 from clinic.api.request_limits import RequestLimits
-from clinic.api.routes import booking_list, bookings, doctors, health, intake
+from clinic.api.routes import booking_list, bookings, docs, doctors, health, intake
+from clinic.api.routes.metrics import router as metrics_router
 from clinic.api.seed import seed_doctors
 from clinic.domain.admission import PendingBacklog
 from clinic.logs import configure_logging
@@ -34,7 +36,6 @@ log = logging.getLogger("clinic.api")
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Connect to MongoDB and RabbitMQ, declare what the API publishes to, seed doctors."""
-    configure_logging(settings.log_level)
     app.state.mongo = await connect_database()
     if settings.doctors_file:
         await seed_doctors(Path(settings.doctors_file))
@@ -51,11 +52,17 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def create_app() -> FastAPI:
     """The API, with a broker of its own (``app.state.broker``) that it publishes through."""
+    # Here, not in the lifespan: uvicorn imports the app after its own logging setup
+    # and before its first line, so every line of the process has the clinic's format.
+    configure_logging()
     app = FastAPI(
         title="clinic",
         version=__version__,
         description="Appointment booking for medical clinics.",
         lifespan=lifespan,
+        # Ours instead (routes/docs.py): FastAPI's pages load their scripts from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.broker = broker = new_broker()
     app.state.publishers = Publishers.on(broker)
@@ -69,9 +76,13 @@ def create_app() -> FastAPI:
     app.include_router(booking_list.router)
     app.include_router(doctors.router)
     app.include_router(health.router)
+    app.include_router(metrics_router)
+    app.include_router(docs.router)
     app.add_exception_handler(DatabaseUnavailable, database_unavailable)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, invalid_request)
     # Outermost of ours: it answers whatever error nothing else handled.
     app.add_middleware(UnexpectedErrors)
+    # Around it, so the 500s it answers are counted too.
+    app.add_middleware(HttpMetrics)
     return app

@@ -79,7 +79,7 @@ def _banner(host: str, port: int, mongo_url: str, data_dir: Path | None, token: 
     data = f"kept in {data_dir}" if data_dir else "kept by the database at CLINIC_MONGO_URL"
     return "\n".join(
         [
-            f"clinic dev: API at {api} (docs at {api}/docs)",
+            f"clinic dev: API at {api} (docs at {api}/docs and {api}/asyncapi)",
             f"  database: {_hide_password(mongo_url)}",
             f"  data:     {data}",
             f"  broker:   {_hide_password(settings.rabbit_url)}",

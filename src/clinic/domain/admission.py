@@ -98,13 +98,17 @@ class PendingBacklog:
 
     async def too_long(self) -> bool:
         """True when more than ``CLINIC_MAX_PENDING`` bookings wait for a decision."""
+        return await self.count() > settings.max_pending
+
+    async def count(self) -> int:
+        """How many bookings wait for a decision, up to ``CLINIC_MAX_PENDING + 1``."""
         if time.monotonic() - self._counted_at >= self.refresh:
             self._counting = self._counting or asyncio.Lock()
             if not self._counting.locked():
                 async with self._counting:
                     self._pending = await bookings.count_pending(settings.max_pending + 1)
                     self._counted_at = time.monotonic()
-        return self._pending > settings.max_pending
+        return self._pending
 
     def accepted(self) -> None:
         """Count a booking just taken, until the next count sees it."""

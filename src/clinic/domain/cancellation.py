@@ -4,6 +4,7 @@ import logging
 
 from clinic.domain.outbox import record_status
 from clinic.messages import BookingStatus
+from clinic.metrics import count_booking
 from clinic.store import bookings, slots
 from clinic.store.documents import Booking
 
@@ -32,4 +33,5 @@ async def cancel(booking_id: str) -> tuple[Booking | None, bool]:
         return current, False
     await slots.release(booking_id)
     log.info("booking %s cancelled", booking_id, extra={"booking_id": booking_id})
+    count_booking("cancelled")
     return current, True

@@ -8,6 +8,7 @@ from clinic.domain.outbox import announce_recorded, record_status
 from clinic.domain.scheduling import slot_problem
 from clinic.messages import BookingStatus, RejectionCode
 from clinic.messaging.broker import Publishers
+from clinic.metrics import count_booking
 from clinic.store import bookings, doctors, slots
 from clinic.store.documents import Booking, Doctor
 
@@ -101,6 +102,7 @@ async def decide(booking: Booking) -> Booking:
     changes = await transition(booking.id, outcome, code, doctor)
     if changes is not None:
         log.info("booking %s %s", booking.id, outcome.value, extra={"booking_id": booking.id})
+        count_booking("rejected" if code else "confirmed")
         if code is not None and code is not RejectionCode.DATE_IN_PAST:
             # A redelivery may hold a slot its doctor can no longer give (deactivated).
             await slots.release(booking.id)
@@ -124,6 +126,7 @@ async def give_up(publishers: Publishers, booking_id: str) -> None:
     """
     await record_status(booking_id, BookingStatus.REJECTED)
     if await transition(booking_id, BookingStatus.REJECTED, RejectionCode.PROCESSING_FAILED):
+        count_booking("rejected")
         rejected = await bookings.get(booking_id)
         if rejected is not None:
             await announce_recorded(publishers, rejected)

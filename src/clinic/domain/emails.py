@@ -16,6 +16,7 @@ from typing import Protocol, runtime_checkable
 
 from clinic.domain.scheduling import local_time
 from clinic.messages import BookingStatus, BookingStatusChanged
+from clinic.metrics import count_email
 from clinic.redaction import mask_email
 from clinic.settings import settings
 from clinic.store import bookings, outbox
@@ -136,8 +137,10 @@ async def email_once(event: BookingStatusChanged, sender: EmailSender) -> bool:
         async with asyncio.timeout(settings.email_send_timeout):
             await sender.send(compose_email(event, booking))
     except Exception:
+        count_email("failed")
         # Not delivered (or it timed out): give the record back so the retry sends at once.
         await outbox.release(record.id, record.due_at)
         raise
+    count_email("sent")
     await outbox.mark_sent(record.id)
     return True

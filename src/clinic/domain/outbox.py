@@ -38,13 +38,15 @@ from clinic.messaging.broker import Publishers
 from clinic.redaction import error_summary
 from clinic.settings import settings
 from clinic.store import bookings, outbox
-from clinic.store.database import DatabaseUnavailable
+from clinic.store.database import DatabaseUnavailable, relay_indexes_exist
 from clinic.store.documents import Booking, MessageKind, OutboxRecord
 
 log = logging.getLogger("clinic.outbox")
 
 RELAY_BATCH = 500
 """Most records one relay scan sends, so a backlog never starves the shutdown."""
+UNSENT_SCAN = 1000
+"""Most unsent records read to find the oldest, so a scrape stays cheap in an outage."""
 RELAYED = [MessageKind.STATUS]
 """The outbox records the relay sends; an email is sent again by its event's redelivery."""
 
@@ -52,6 +54,19 @@ RELAYED = [MessageKind.STATUS]
 def request_due() -> datetime:
     """When the outbox relay sends a booking's request that nobody confirmed sent by then."""
     return utcnow() + timedelta(seconds=settings.outbox_grace)
+
+
+async def oldest_unsent_age() -> float:
+    """Seconds since the oldest message still to leave the clinic was recorded; 0 if none.
+
+    A booking's request counts until a worker decides it or the relay settles it.
+    """
+    recorded = [
+        await bookings.oldest_unsettled_request(UNSENT_SCAN),
+        await outbox.oldest_unsent_recorded_at(UNSENT_SCAN),
+    ]
+    oldest = min((moment for moment in recorded if moment is not None), default=None)
+    return 0.0 if oldest is None else max((utcnow() - oldest).total_seconds(), 0.0)
 
 
 async def record_status(booking_id: str, status: BookingStatus) -> bool:
@@ -171,8 +186,9 @@ async def run_relay(publishers: Publishers, stop: asyncio.Event) -> None:
     """Scan for overdue records every ``CLINIC_OUTBOX_INTERVAL`` seconds until ``stop``.
 
     A broker or database outage is logged when it starts and when it ends, not on
-    every scan.
+    every scan. The first scan waits for the indexes the API creates.
     """
+    await _wait_for_indexes(stop)
     failure: Exception | None = None
     while not stop.is_set():
         try:
@@ -193,3 +209,31 @@ async def run_relay(publishers: Publishers, stop: asyncio.Event) -> None:
                 failure = None
         with suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), settings.outbox_interval)
+
+
+INDEX_PATIENCE = 60.0
+"""Seconds the relay waits quietly for the API to create its indexes before it says so."""
+
+
+async def _wait_for_indexes(stop: asyncio.Event) -> None:
+    """Return once the relay's indexes exist (or ``stop``), checking every interval.
+
+    Workers never create indexes (see ``connect_database``); on a new database
+    the API is creating them while the workers start, and the outbox is empty
+    until it has, so waiting costs nothing. Only a wait past ``INDEX_PATIENCE``
+    (no API has ever run on this database) is worth a warning, once.
+    """
+    waited, warned = 0.0, False
+    while not stop.is_set():
+        try:
+            if await relay_indexes_exist():
+                return
+        except Exception as exc:  # noqa: BLE001 - the database is down: the scans will say so
+            log.debug("outbox relay: indexes not checked yet: %s", error_summary(exc))
+            return
+        if waited >= INDEX_PATIENCE and not warned:
+            log.warning("outbox relay waits for the indexes the API creates: start the API")
+            warned = True
+        with suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), settings.outbox_interval)
+        waited += settings.outbox_interval

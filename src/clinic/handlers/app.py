@@ -19,29 +19,26 @@ from faststream.specification import AsyncAPI
 from clinic import __version__
 from clinic.domain.outbox import run_relay
 from clinic.domain.retention import run_retention
+from clinic.handlers.probes import serving_probes
 from clinic.logs import LogBookingId, configure_logging
 from clinic.messaging.broker import Publishers, new_broker
 from clinic.messaging.retries import RetryOrPark
 from clinic.messaging.topology import declare_topology
-from clinic.settings import settings
 from clinic.store.database import connect_database
 
 
 @asynccontextmanager
-async def _worker_lifespan(app: Annotated[FastStream, Context()]) -> AsyncIterator[None]:
-    # Imported here, not with the package: the healthcheck runs it as a script.
-    from clinic.handlers.heartbeat import beat
-
-    configure_logging(settings.log_level)
+async def _worker_lifespan(
+    app: Annotated[FastStream, Context()], worker_id: int | None = None
+) -> AsyncIterator[None]:
     # The API creates the indexes; a restarted worker must not wait on index builds.
     client = await connect_database(create_indexes=False)
     await declare_topology()
-    # The container healthcheck's evidence that this worker's broker connection is up.
-    heartbeat = asyncio.create_task(beat(app.brokers), name="heartbeat")
     try:
-        yield
+        # /health, /ready and /metrics; `faststream run --workers N` numbers each child.
+        async with serving_probes(app.brokers, client, worker_id):
+            yield
     finally:
-        heartbeat.cancel()
         await client.close()
 
 
@@ -52,6 +49,9 @@ def worker_app(title: str, *routers: RabbitRouter, outbox_relay: bool = False) -
     middlewares. With ``outbox_relay`` the app also re-sends what the outbox
     holds overdue (see ``clinic.domain.outbox``).
     """
+    # Here, not in the lifespan: `faststream run` imports the app (in its parent
+    # process and in each child) before it logs, so every line has the clinic's format.
+    configure_logging()
     broker = new_broker()
     publishers = Publishers.on(broker)
     broker.context.set_global("publishers", publishers)

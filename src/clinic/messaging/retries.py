@@ -25,6 +25,7 @@ from pydantic import ValidationError
 
 from clinic.clock import utcnow
 from clinic.messaging.broker import Publishers
+from clinic.metrics import ParkReason, count_parked, count_retried
 from clinic.redaction import error_summary
 from clinic.settings import settings
 
@@ -95,9 +96,12 @@ class RetryOrPark(BaseMiddleware):
         raw: IncomingMessage = self.msg  # type: ignore[assignment]  # always set on consume
         queue = self.context.get_local("handler_").queue.name
         reason = error_summary(exc_val)
+        kind: ParkReason
         if _cannot_succeed(exc_val):
+            kind = "hopeless" if isinstance(exc_val, NeverSucceeds) else "invalid"
             log.warning("parking message from %s: %s", queue, reason)
         elif is_last_attempt(raw.headers, queue):
+            kind = "out_of_retries"
             reason = f"gave up after {settings.max_retries} retries: {reason}"
             # One traceback per parked message: enough to find a bug, not a flood.
             log.error("parking message from %s: %s", queue, reason, exc_info=exc_val)
@@ -113,6 +117,8 @@ class RetryOrPark(BaseMiddleware):
             # Rejected here, into the retry queue, and the failure counted as handled:
             # one line per attempt in the log, not a traceback each time.
             await raw.reject(requeue=False)
+            count_retried(queue)
             return True
         await park(self.context.get("publishers"), raw, queue, reason)
+        count_parked(queue, kind)
         return True  # handled: the subscriber acknowledges the original

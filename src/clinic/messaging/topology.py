@@ -87,7 +87,10 @@ async def declare_topology(rabbit_url: str | None = None) -> None:
     # Over a connection of its own: FastStream remembers a queue declared through a
     # broker, and a subscriber starting later would consume on the declaring channel,
     # without its prefetch, so one worker would take every waiting message at once.
-    async with RabbitBroker(rabbit_url or settings.rabbit_url, log_level=logging.DEBUG) as declarer:
+    # FastStream's default logger would bring its own handler and format: see new_broker().
+    logger = logging.getLogger("faststream.access.rabbit")
+    url = rabbit_url or settings.rabbit_url
+    async with RabbitBroker(url, log_level=logging.DEBUG, logger=logger) as declarer:
         dead_letter = await declarer.declare_exchange(DEAD_LETTER)
         notifications = await declarer.declare_exchange(NOTIFICATIONS)
         for queue in QUEUES:

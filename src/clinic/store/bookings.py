@@ -132,6 +132,21 @@ async def lease_due_request(lease: float) -> Booking | None:
     return None if raw is None else Booking.model_validate(raw)
 
 
+async def oldest_unsettled_request(scan: int) -> datetime | None:
+    """When the oldest of the first ``scan`` bookings whose request may not have left was made.
+
+    None when no request is due. Bounded like ``outbox.oldest_unsent_recorded_at``.
+    """
+    found = (
+        Booking.get_pymongo_collection()
+        .find({"request_due_at": {"$type": "date"}}, {"created_at": True, "_id": False})
+        .sort("request_due_at", ASCENDING)
+        .limit(scan)
+        .hint(REQUEST_DUE)
+    )
+    return min([raw["created_at"] async for raw in found], default=None)
+
+
 async def settle_request(booking_id: str) -> None:
     """Record that the booking's request needs no more sending."""
     await Booking.get_pymongo_collection().update_one(

@@ -133,6 +133,8 @@ class OutboxRecord(Document):
     due_at: datetime | None = None
     sent_at: datetime | None = None
     attempts: int = 1
+    # When the message was first recorded: how long it has waited, however often leased.
+    recorded_at: datetime = Field(default_factory=utcnow)
 
     class Settings:
         name = "outbox"

@@ -96,6 +96,24 @@ async def lease_due(kinds: list[MessageKind], lease: float) -> OutboxRecord | No
     return None if raw is None else OutboxRecord.model_validate(raw)
 
 
+async def oldest_unsent_recorded_at(scan: int) -> datetime | None:
+    """When the oldest of the first ``scan`` unsent records (in due order) was recorded.
+
+    None when every message has left. Bounded: at most ``scan`` small index-ordered
+    reads, however large an outage's backlog.
+    """
+    found = (
+        OutboxRecord.get_pymongo_collection()
+        .find({"due_at": {"$type": "date"}}, {"recorded_at": True, "due_at": True, "_id": False})
+        .sort("due_at", ASCENDING)
+        .limit(scan)
+        .hint(DUE)
+    )
+    # A record from before recorded_at existed: its due time is the best known.
+    times = [raw.get("recorded_at") or raw["due_at"] async for raw in found]
+    return min(times, default=None)
+
+
 async def take_over(record_id: str, lease: float) -> OutboxRecord | None:
     """Lease an unsent record whose lease ran out (its sender died); None if it is not."""
     raw = await OutboxRecord.get_pymongo_collection().find_one_and_update(

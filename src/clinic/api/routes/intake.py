@@ -27,6 +27,7 @@ from clinic.domain.manage_tokens import new_manage_token
 from clinic.domain.outbox import hand_over, request_due
 from clinic.logs import current_booking_id
 from clinic.messages import RejectionCode
+from clinic.metrics import count_booking
 from clinic.redaction import mask_email
 from clinic.store import bookings
 from clinic.store.documents import Booking, new_booking_id
@@ -176,6 +177,7 @@ async def book(
         response.headers["Location"] = f"/booking/{earlier.id}"
         return NewBookingOut.opened_by(earlier, token)
     backlog.accepted()
+    count_booking("received")
     current_booking_id.set(booking.id)
     log.info("booking accepted for %s", mask_email(booking.patient_email))
     background.add_task(hand_over, publishers, booking.id)
