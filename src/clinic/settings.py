@@ -200,6 +200,13 @@ class Settings(BaseSettings):
         "text",
         description="Log lines as text, or as one JSON object per line (json) for log shippers.",
     )
+    tracing: bool = Field(
+        False,
+        description=(
+            "Send traces of every request and message over OTLP/HTTP (the OTEL_* variables "
+            "configure it); needs the tracing extra."
+        ),
+    )
     dev_data_dir: str = Field(
         ".clinic-data", description="Where `clinic dev` keeps its embedded database files."
     )

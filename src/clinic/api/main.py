@@ -29,6 +29,7 @@ from clinic.messaging.broker import Publishers, new_broker
 from clinic.messaging.topology import declare_topology
 from clinic.settings import settings
 from clinic.store.database import DatabaseUnavailable, connect_database
+from clinic.tracing import instrument_api, start_tracing
 
 log = logging.getLogger("clinic.api")
 
@@ -55,6 +56,8 @@ def create_app() -> FastAPI:
     # Here, not in the lifespan: uvicorn imports the app after its own logging setup
     # and before its first line, so every line of the process has the clinic's format.
     configure_logging()
+    # Before the broker: its middlewares depend on it.
+    start_tracing("clinic-api")
     app = FastAPI(
         title="clinic",
         version=__version__,
@@ -63,6 +66,10 @@ def create_app() -> FastAPI:
         # Ours instead (routes/docs.py): FastAPI's pages load their scripts from a CDN.
         docs_url=None,
         redoc_url=None,
+        # FastAPI's own OpenTelemetry, off: clinic.tracing traces the requests, and its
+        # spans go out without patient data; FastAPI's would record validation errors,
+        # which quote the body.
+        telemetry={"tracing": False, "metrics": False, "logs": False, "auto_configure": False},
     )
     app.state.broker = broker = new_broker()
     app.state.publishers = Publishers.on(broker)
@@ -85,4 +92,7 @@ def create_app() -> FastAPI:
     app.add_middleware(UnexpectedErrors)
     # Around it, so the 500s it answers are counted too.
     app.add_middleware(HttpMetrics)
+    # Around everything, so a request's span holds all the API does for it, the
+    # background publish of a booking's request included.
+    instrument_api(app)
     return app

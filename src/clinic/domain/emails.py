@@ -21,6 +21,7 @@ from clinic.redaction import mask_email
 from clinic.settings import settings
 from clinic.store import bookings, outbox
 from clinic.store.documents import Booking, MessageKind, OutboxRecord
+from clinic.tracing import span
 
 log = logging.getLogger("clinic.emails")
 
@@ -135,7 +136,9 @@ async def email_once(event: BookingStatusChanged, sender: EmailSender) -> bool:
         return False
     try:
         async with asyncio.timeout(settings.email_send_timeout):
-            await sender.send(compose_email(event, booking))
+            # The status only: the span must name neither the patient nor their address.
+            with span("email send", {"booking.status": event.status.value}):
+                await sender.send(compose_email(event, booking))
     except Exception:
         count_email("failed")
         # Not delivered (or it timed out): give the record back so the retry sends at once.

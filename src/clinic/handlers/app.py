@@ -25,6 +25,7 @@ from clinic.messaging.broker import Publishers, new_broker
 from clinic.messaging.retries import RetryOrPark
 from clinic.messaging.topology import declare_topology
 from clinic.store.database import connect_database
+from clinic.tracing import start_tracing
 
 
 @asynccontextmanager
@@ -52,6 +53,9 @@ def worker_app(title: str, *routers: RabbitRouter, outbox_relay: bool = False) -
     # Here, not in the lifespan: `faststream run` imports the app (in its parent
     # process and in each child) before it logs, so every line has the clinic's format.
     configure_logging()
+    # Before the broker, whose middlewares depend on it; "clinic booking worker" traces
+    # as clinic-booking-worker.
+    start_tracing(title.replace(" ", "-"))
     broker = new_broker()
     publishers = Publishers.on(broker)
     broker.context.set_global("publishers", publishers)

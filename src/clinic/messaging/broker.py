@@ -16,6 +16,7 @@ from clinic.messages import BookAppointment, BookingStatusChanged
 from clinic.messaging.message_metrics import MessageMetrics
 from clinic.messaging.topology import BOOKING_REQUESTS, NOTIFICATIONS, PARKED
 from clinic.settings import settings
+from clinic.tracing import broker_middlewares
 
 
 def new_broker() -> RabbitBroker:
@@ -33,8 +34,9 @@ def new_broker() -> RabbitBroker:
         # own. Its lines carry the queue, exchange and message id, which ours keep.
         logger=logging.getLogger("faststream.access.rabbit"),
         description="Clinic appointment booking: requests, retries and status notifications.",
-        # Messages consumed and published, per queue, on this process's /metrics.
-        middlewares=(MessageMetrics(),),
+        # While tracing is on, a span of each publish and consume, outermost so that it
+        # covers the rest; then messages consumed and published, per queue, on /metrics.
+        middlewares=(*broker_middlewares(), MessageMetrics()),
     )
 
 
