@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from clinic.embedded_db import free_port
+from tests.conftest import unavailable
 
 CLINIC = Path(sys.executable).parent / "clinic"
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,8 +39,21 @@ def _accepts_connections(port: int) -> bool:
         return False
 
 
+def _nothing_listens() -> str:
+    """A broker URL at which nothing answers."""
+    return f"amqp://guest:guest@127.0.0.1:{free_port()}/"
+
+
 @pytest.mark.e2e
-def test_clinic_dev_books_and_stops(rabbit_vhost: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("broker", ["the machine's", "its own"])
+def test_clinic_dev_books_and_stops(
+    broker: str, rabbit_vhost: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if broker == "its own":
+        if shutil.which("rabbitmq-server") is None:
+            unavailable("needs rabbitmq-server installed, to start a node of its own")
+        # A newcomer's machine: no broker answers, so `clinic dev` starts one.
+        monkeypatch.setenv("CLINIC_RABBIT_URL", _nothing_listens())
     port = free_port()
     api = f"http://127.0.0.1:{port}"
     data_dir = tmp_path / "data"
@@ -92,13 +106,21 @@ def test_clinic_dev_books_and_stops(rabbit_vhost: str, tmp_path: Path) -> None:
 
             _wait_until(confirmed, 30, f"booking {booking_id} to be confirmed")
             assert any(path.is_file() for path in data_dir.rglob("*")), "no data kept locally"
-            db_port = re.search(r"mongodb://127\.0\.0\.1:(\d+)", log_path.read_text())
+            output = log_path.read_text()
+            db_port = re.search(r"mongodb://127\.0\.0\.1:(\d+)", output)
             assert db_port, "clinic dev did not say which database it started"
+            own_broker = re.search(r"private RabbitMQ node at amqp://\S+@[\d.]+:(\d+)", output)
+            assert bool(own_broker) == (broker == "its own"), output
+            # A first run that works says nothing alarming: no warning, no traceback.
+            assert " WARNING " not in output, output
+            assert "Traceback" not in output, output
 
             process.send_signal(signal.SIGTERM)
-            assert process.wait(20) == 0
+            assert process.wait(30) == 0
             assert not _accepts_connections(port), "the API outlived clinic dev"
             assert not _accepts_connections(int(db_port[1])), "the database outlived clinic dev"
+            if own_broker:
+                assert not _accepts_connections(int(own_broker[1])), "the broker outlived it"
         except BaseException:
             print(log_path.read_text(errors="replace"))
             raise
@@ -118,3 +140,27 @@ def _kill_group(process: subprocess.Popen[bytes]) -> None:
             return
         except subprocess.TimeoutExpired:
             continue
+
+
+def test_clinic_dev_without_a_broker_says_how_to_get_one(tmp_path: Path) -> None:
+    # No broker answers, and none is installed: only this Python's scripts on the PATH.
+    env = {**os.environ, "CLINIC_RABBIT_URL": _nothing_listens(), "PATH": str(CLINIC.parent)}
+    env.pop("CLINIC_MONGO_URL", None)
+    env["CLINIC_DEV_DATA_DIR"] = str(tmp_path / "data")
+    done = subprocess.run(
+        [str(CLINIC), "dev", "--port", str(free_port())],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    assert done.stdout == ""
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("clinic dev: no broker answers at amqp://guest:***@"), lines
+    assert "install RabbitMQ" in lines[0]
+    assert "CLINIC_RABBIT_URL" in lines[0]
+    # Nothing was started for it: no database files either.
+    assert not (tmp_path / "data").exists() or not any((tmp_path / "data").rglob("*"))

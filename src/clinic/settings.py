@@ -208,7 +208,8 @@ class Settings(BaseSettings):
         ),
     )
     dev_data_dir: str = Field(
-        ".clinic-data", description="Where `clinic dev` keeps its embedded database files."
+        ".clinic-data",
+        description="Where `clinic dev` keeps its embedded database and RabbitMQ node files.",
     )
 
     @field_validator("timezone")

@@ -1,12 +1,14 @@
 """``clinic dev`` runs the whole system on this machine: the HTTP API (uvicorn) and
-the workers (faststream) as child processes, against the RabbitMQ at
-``CLINIC_RABBIT_URL``. Without ``CLINIC_MONGO_URL`` it first starts an embedded
-MongoDB-compatible server (SecantusDB, from the ``demo`` extra) that keeps its
-files in ``CLINIC_DEV_DATA_DIR``. SecantusDB is GPL-licensed: it is only ever run
-as a separate process, never imported.
+the workers (faststream) as child processes. It uses the RabbitMQ at
+``CLINIC_RABBIT_URL``; when none answers there, it starts a RabbitMQ node of its
+own (``clinic.embedded_broker``). Without ``CLINIC_MONGO_URL`` it also starts an
+embedded MongoDB-compatible server (SecantusDB, from the ``demo`` extra). Both keep
+their files in ``CLINIC_DEV_DATA_DIR``. SecantusDB is GPL-licensed: it is only ever
+run as a separate process, never imported.
 """
 
 import argparse
+import hashlib
 import os
 import re
 import secrets
@@ -17,15 +19,62 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from clinic.embedded_broker import BrokerRefusedError, EmbeddedBroker, broker_answers, find_server
 from clinic.embedded_db import EmbeddedDatabase
 from clinic.settings import settings
 
 STOP_TIMEOUT = 15.0
 """Seconds a child gets to stop after SIGTERM before it is killed."""
+BROKER_BOOT_TIMEOUT = 90.0
+"""Seconds the private RabbitMQ node may take to boot (its first boot is the longest)."""
+GET_A_BROKER = (
+    "install RabbitMQ (rabbitmq-server on the PATH), start one "
+    "(docker run -d -p 127.0.0.1:5672:5672 rabbitmq:3), or set CLINIC_RABBIT_URL to a broker"
+)
 
 
 def _hide_password(url: str) -> str:
     return re.sub(r"//([^:/@]*):[^@/]*@", r"//\1:***@", url)
+
+
+def _launch_broker(data_dir: Path) -> EmbeddedBroker | None:
+    """None when the broker at CLINIC_RABBIT_URL answers; else a private node, booting.
+
+    The node keeps its data in ``data_dir`` under a name derived from it, so the
+    next run on the same folder finds its queues again.
+    """
+    url = _hide_password(settings.rabbit_url)
+    try:
+        if broker_answers(settings.rabbit_url):
+            return None
+    except BrokerRefusedError as exc:
+        raise SystemExit(
+            f"clinic dev: the broker at {url} refused the connection; "
+            "check the user, password and vhost of CLINIC_RABBIT_URL"
+        ) from exc
+    server = find_server()
+    if server is None:
+        raise SystemExit(f"clinic dev: no broker answers at {url}; {GET_A_BROKER}.")
+    node = f"clinic-dev-{hashlib.sha256(str(data_dir).encode()).hexdigest()[:8]}@localhost"
+    try:
+        broker = EmbeddedBroker(data_dir, node, server)
+        broker.launch()
+    except OSError as exc:
+        raise SystemExit(
+            f"clinic dev: no broker answers at {url} and {exc}; {GET_A_BROKER}."
+        ) from exc
+    return broker
+
+
+def _wait_for_broker(broker: EmbeddedBroker) -> None:
+    """Wait until the private node takes connections; exit, saying why, if it never does."""
+    try:
+        broker.wait_until_ready(BROKER_BOOT_TIMEOUT)
+    except RuntimeError as exc:
+        url = _hide_password(settings.rabbit_url)
+        raise SystemExit(
+            f"clinic dev: no broker answers at {url} and {exc}; {GET_A_BROKER}."
+        ) from exc
 
 
 def _start_database(data_dir: Path) -> EmbeddedDatabase:
@@ -70,7 +119,24 @@ def _dev_settings() -> dict[str, str]:
     return extra
 
 
-def _banner(host: str, port: int, mongo_url: str, data_dir: Path | None, token: str) -> str:
+def _broker_lines(broker: EmbeddedBroker | None) -> list[str]:
+    if broker is None:
+        return [f"  broker:   {_hide_password(settings.rabbit_url)}"]
+    return [
+        f"  broker:   a private RabbitMQ node at {_hide_password(broker.url)}, "
+        f"its data kept in {broker.base}",
+        f"            (no broker answered at {_hide_password(settings.rabbit_url)})",
+    ]
+
+
+def _banner(
+    host: str,
+    port: int,
+    mongo_url: str,
+    data_dir: Path | None,
+    broker: EmbeddedBroker | None,
+    token: str,
+) -> str:
     api = f"http://{host}:{port}"
     monday = datetime.now(UTC) + timedelta(days=30)
     monday += timedelta(days=-monday.weekday() % 7)  # doctors of the example file work Mondays
@@ -82,7 +148,7 @@ def _banner(host: str, port: int, mongo_url: str, data_dir: Path | None, token: 
             f"clinic dev: API at {api} (docs at {api}/docs and {api}/asyncapi)",
             f"  database: {_hide_password(mongo_url)}",
             f"  data:     {data}",
-            f"  broker:   {_hide_password(settings.rabbit_url)}",
+            *_broker_lines(broker),
             "  book an appointment:",
             f"    curl -X POST {api}/book -H \"Content-Type: application/json\" -d '{body}'",
             "  list bookings (staff):",
@@ -93,27 +159,37 @@ def _banner(host: str, port: int, mongo_url: str, data_dir: Path | None, token: 
 
 
 def dev(args: argparse.Namespace) -> int:
-    """Run the API and the workers (and, if needed, the database) until stopped."""
+    """Run the API and the workers (and, if needed, the database and broker) until stopped."""
     # Ctrl-C, SIGTERM and a closed terminal all stop everything the same way.
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, signal.default_int_handler)
+    broker: EmbeddedBroker | None = None
     database: EmbeddedDatabase | None = None
     apps: list[subprocess.Popen[bytes]] = []
     try:
+        data_root = Path(settings.dev_data_dir).resolve()
+        # Checked first: without a broker, nothing else is worth starting.
+        broker = _launch_broker(data_root / "rabbitmq")
         mongo_url, data_dir = settings.mongo_url, None
         if "mongo_url" not in settings.model_fields_set:
-            data_dir = Path(settings.dev_data_dir).resolve()
-            database = _start_database(data_dir)
+            data_dir = data_root
+            database = _start_database(data_dir)  # while the broker boots
             mongo_url = database.url
+        if broker:
+            _wait_for_broker(broker)
         env = {**os.environ, **_dev_settings(), "CLINIC_MONGO_URL": mongo_url}
+        if broker:
+            env["CLINIC_RABBIT_URL"] = broker.url
         token = env["CLINIC_STAFF_TOKENS"].split(",")[0].partition(":")[2].strip()
         python = sys.executable
         api = [python, "-m", "uvicorn", "clinic.api:app", "--host", args.host]
         apps.append(subprocess.Popen([*api, "--port", str(args.port)], env=env))
         workers = [python, "-m", "faststream", "run", "clinic.handlers:app"]
         apps.append(subprocess.Popen([*workers, "--workers", str(args.workers)], env=env))
-        print(_banner(args.host, args.port, mongo_url, data_dir, token), flush=True)
-        while all(app.poll() is None for app in apps) and (database is None or database.running):
+        print(_banner(args.host, args.port, mongo_url, data_dir, broker, token), flush=True)
+        while all(app.poll() is None for app in apps) and all(
+            part is None or part.running for part in (database, broker)
+        ):
             time.sleep(0.5)
         print("clinic dev: a process exited; stopping the others", file=sys.stderr, flush=True)
         return 1
@@ -124,5 +200,7 @@ def dev(args: argparse.Namespace) -> int:
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(signum, signal.SIG_IGN)
         _stop(apps)
-        if database:
-            database.stop()
+        # The broker after its clients, so none of them sees it go.
+        for part in (broker, database):
+            if part:
+                part.stop()
