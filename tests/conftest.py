@@ -69,8 +69,9 @@ from pymongo import AsyncMongoClient  # noqa: E402
 
 from clinic.api import create_app  # noqa: E402
 from clinic.api.seed import seed_doctors  # noqa: E402
-from clinic.domain.emails import Email, default_email_sender  # noqa: E402
+from clinic.domain.emails import default_email_sender  # noqa: E402
 from clinic.handlers import booking_router, notifications_router, worker_app  # noqa: E402
+from clinic.mail import Email  # noqa: E402
 from clinic.messaging.broker import Publishers  # noqa: E402
 from clinic.messaging.topology import QUEUES, declare_topology  # noqa: E402
 from clinic.settings import settings  # noqa: E402

@@ -29,7 +29,7 @@ from faststream import BaseMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from clinic.domain.confirmation import SimulatedConfirmation
-from clinic.domain.emails import Email
+from clinic.mail import Email
 from clinic.messaging.topology import BOOKING_REQUESTS, NOTIFICATIONS
 from clinic.store.documents import Booking
 

@@ -105,6 +105,14 @@ def test_clinic_dev_books_and_stops(
             assert "dra-garcia" in [d["id"] for d in doctors], "the example doctors are missing"
 
             _wait_until(confirmed, 30, f"booking {booking_id} to be confirmed")
+
+            def emailed() -> bool:
+                mails = [path.read_text() for path in (data_dir / "mail").glob("*.eml")]
+                return any("Subject: Your appointment is confirmed" in m for m in mails)
+
+            # Over SMTP, to the inbox it runs and names in its banner.
+            _wait_until(emailed, 30, "the confirmation email in clinic dev's inbox")
+            assert f"email:    kept in {data_dir / 'mail'}" in log_path.read_text()
             assert any(path.is_file() for path in data_dir.rglob("*")), "no data kept locally"
             output = log_path.read_text()
             db_port = re.search(r"mongodb://127\.0\.0\.1:(\d+)", output)

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from clinic.settings import Settings
 from tests.conftest import unavailable
 from tests.processes import BIN
 
@@ -90,8 +91,10 @@ def test_the_management_ui_listens_on_the_hosts_loopback_only(compose: dict[str,
     # Nothing else of the broker's or the database's reaches the host's network.
     assert "ports" not in services["mongo"]
     published = {name for name, service in services.items() if "ports" in service}
-    assert published == {"rabbitmq", "api", "prometheus", "grafana"}
-    # The metrics profile's UIs, like the management UI, on the host's loopback only.
+    assert published == {"rabbitmq", "api", "mailpit", "prometheus", "grafana"}
+    # The mail catcher's inbox (patients' names) and the metrics profile's UIs, like
+    # the management UI, on the host's loopback only; Mailpit's SMTP port on no host port.
+    assert services["mailpit"]["ports"] == ["127.0.0.1:8025:8025"]
     for name in ("prometheus", "grafana"):
         assert all(port.startswith("127.0.0.1:") for port in services[name]["ports"]), name
 
@@ -311,6 +314,20 @@ def test_docker_compose_accepts_the_metrics_profile(tmp_path: Path) -> None:
     for worker in ("booking-worker", "notification-worker"):
         assert services[worker]["environment"]["CLINIC_WORKER_HTTP_HOST"] == "0.0.0.0"
         assert "CLINIC_RABBIT_URL" in services[worker]["environment"]
+
+
+def test_the_clinics_emails_go_to_mailpit_unless_env_names_a_relay(tmp_path: Path) -> None:
+    result = _docker_compose_config(tmp_path)
+    assert result.returncode == 0, result.stderr
+    services = yaml.safe_load(result.stdout)["services"]
+    for name in ("api", "booking-worker", "notification-worker"):
+        environment = services[name]["environment"]
+        assert environment["CLINIC_SMTP_URL"] == "smtp://mailpit:1025?tls=off"
+        # What the clinic's settings take: a URL it can parse, and a From.
+        sender = environment["CLINIC_EMAIL_FROM"]
+        assert Settings(smtp_url=environment["CLINIC_SMTP_URL"], email_from=sender).smtp_url
+    _, _, tag = services["mailpit"]["image"].partition(":")
+    assert tag not in {"", "latest"}
 
 
 def test_with_the_example_env_the_app_signs_in_as_its_own_accounts(tmp_path: Path) -> None:

@@ -8,7 +8,8 @@ from faststream import FastStream
 from faststream.rabbit import RabbitBroker, TestRabbitBroker
 
 from clinic.clock import utcnow
-from clinic.domain.emails import Email, SendInProgress, default_email_sender
+from clinic.domain.emails import SendInProgress, default_email_sender
+from clinic.mail import Email
 from clinic.messages import BookingStatus, BookingStatusChanged
 from clinic.messaging.topology import NOTIFICATIONS
 from clinic.settings import settings

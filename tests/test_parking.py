@@ -9,7 +9,8 @@ import aio_pika
 import pytest
 from faststream import FastStream
 
-from clinic.domain.emails import Email, default_email_sender
+from clinic.domain.emails import default_email_sender
+from clinic.mail import Email
 from clinic.messages import BookAppointment, BookingStatus
 from clinic.messaging.broker import Publishers, new_broker
 from clinic.messaging.parking import list_parked, parked_about, replay_parked

@@ -31,9 +31,10 @@ from pymongo import AsyncMongoClient
 from clinic.api import create_app
 from clinic.api.main import lifespan
 from clinic.clock import utcnow
-from clinic.domain.emails import Email, default_email_sender
+from clinic.domain.emails import default_email_sender
 from clinic.domain.outbox import announce
 from clinic.handlers import booking_router, notifications_router, worker_app
+from clinic.mail import Email
 from clinic.settings import settings
 from clinic.tracing import MISSING_EXTRA, start_tracing, stop_tracing, tracer_provider
 from tests.conftest import STAFF, Mailbox, broker_of, publishers_of

@@ -27,7 +27,7 @@ METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 """HTTP methods counted by name; any other is counted as ``other``."""
 
 Outcome = Literal["received", "confirmed", "rejected", "cancelled"]
-EmailResult = Literal["sent", "failed"]
+EmailResult = Literal["sent", "failed", "refused"]
 ParkReason = Literal["invalid", "hopeless", "out_of_retries"]
 
 HTTP_REQUESTS = Counter(
@@ -49,7 +49,7 @@ BOOKINGS = Counter(
 )
 EMAILS = Counter(
     "clinic_emails",
-    "Emails to patients, by result: sent, or failed (it will be retried).",
+    "Emails to patients, by result: sent, failed (it will be retried), or refused for good.",
     ["result"],
 )
 MESSAGES_RETRIED = Counter(

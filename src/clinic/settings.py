@@ -1,6 +1,7 @@
 """The one place configuration is read: environment variables prefixed ``CLINIC_``."""
 
 from collections.abc import Mapping
+from email.utils import parseaddr
 from functools import cache
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from types import MappingProxyType
@@ -116,6 +117,18 @@ class Settings(BaseSettings):
         description=(
             "Seconds one email send may take; an unfinished send is retried after this long."
         ),
+    )
+    smtp_url: str = Field(
+        "",
+        description=(
+            "The SMTP server patients' emails go to: smtp://user:password@host:587 (STARTTLS), "
+            "smtps://user:password@host:465 (TLS), or smtp://host:1025?tls=off (no TLS, for a "
+            "sink such as Mailpit). Empty: emails are written to the log."
+        ),
+    )
+    email_from: str = Field(
+        "",
+        description="The From of patients' emails, e.g. 'Clínica <citas@clinica.example>'.",
     )
     queue_type: Literal["classic", "quorum"] = Field(
         "classic",
@@ -248,10 +261,29 @@ class Settings(BaseSettings):
         _staff_pairs(value)
         return value
 
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp_url(cls, value: str) -> str:
+        if not value:
+            return value
+        parts = urlsplit(value)
+        if parts.scheme not in {"smtp", "smtps"} or not parts.hostname:
+            raise ValueError("CLINIC_SMTP_URL must be smtp://[user:password@]host[:port]")
+        if parts.query not in {"", "tls=off"} or (parts.query and parts.scheme == "smtps"):
+            raise ValueError("CLINIC_SMTP_URL takes only ?tls=off, and only with smtp://")
+        return value
+
+    @model_validator(mode="after")
+    def _email_from_with_smtp(self) -> "Settings":
+        if self.smtp_url and "@" not in parseaddr(self.email_from)[1]:
+            raise ValueError("CLINIC_SMTP_URL needs CLINIC_EMAIL_FROM, an address to send from")
+        return self
+
     @model_validator(mode="after")
     def _no_placeholder_secrets(self) -> "Settings":
         secrets = [token for _, token in _staff_pairs(self.staff_tokens)]
-        secrets += [urlsplit(url).password or "" for url in (self.rabbit_url, self.mongo_url)]
+        urls = (self.rabbit_url, self.mongo_url, self.smtp_url)
+        secrets += [urlsplit(url).password or "" for url in urls]
         if any(secret.lower().startswith(PLACEHOLDER_PREFIX) for secret in secrets):
             raise ValueError(
                 f"a secret still has the example value ({PLACEHOLDER_PREFIX}...): set real "

@@ -2,9 +2,10 @@
 the workers (faststream) as child processes. It uses the RabbitMQ at
 ``CLINIC_RABBIT_URL``; when none answers there, it starts a RabbitMQ node of its
 own (``clinic.embedded_broker``). Without ``CLINIC_MONGO_URL`` it also starts an
-embedded MongoDB-compatible server (SecantusDB, from the ``demo`` extra). Both keep
-their files in ``CLINIC_DEV_DATA_DIR``. SecantusDB is GPL-licensed: it is only ever
-run as a separate process, never imported.
+embedded MongoDB-compatible server (SecantusDB, from the ``demo`` extra). Without
+``CLINIC_SMTP_URL``, the emails go to an inbox of its own (``clinic.mail.dev_inbox``)
+that keeps each as a file. All keep their files in ``CLINIC_DEV_DATA_DIR``.
+SecantusDB is GPL-licensed: it is only ever run as a separate process, never imported.
 """
 
 import argparse
@@ -18,10 +19,14 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from clinic.embedded_broker import BrokerRefusedError, EmbeddedBroker, broker_answers, find_server
-from clinic.embedded_db import EmbeddedDatabase
+from clinic.embedded_db import EmbeddedDatabase, free_port
 from clinic.settings import settings
+
+if TYPE_CHECKING:
+    from clinic.mail.dev_inbox import DevInbox
 
 STOP_TIMEOUT = 15.0
 """Seconds a child gets to stop after SIGTERM before it is killed."""
@@ -92,6 +97,21 @@ def _start_database(data_dir: Path) -> EmbeddedDatabase:
     return database
 
 
+DEV_SENDER = "clinic dev <clinic@localhost>"
+"""The From of the emails `clinic dev` sends to its inbox."""
+
+
+def _start_inbox(folder: Path) -> "DevInbox | None":
+    """An SMTP server keeping the clinic's emails in ``folder``; None without aiosmtpd."""
+    try:
+        from clinic.mail.dev_inbox import DevInbox
+    except ImportError:
+        return None  # without the demo extra, the emails go to the log
+    inbox = DevInbox(folder, free_port())
+    inbox.start()
+    return inbox
+
+
 def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
     """SIGTERM all of ``processes``, then kill whichever is still running after the timeout."""
     for process in processes:
@@ -129,12 +149,21 @@ def _broker_lines(broker: EmbeddedBroker | None) -> list[str]:
     ]
 
 
+def _email_line(inbox: "DevInbox | None") -> str:
+    if inbox is not None:
+        return f"  email:    kept in {inbox.folder}, one .eml file each (sent to {inbox.url})"
+    if settings.smtp_url:
+        return f"  email:    sent to {_hide_password(settings.smtp_url)}"
+    return "  email:    written to the log (pip install -e '.[demo]' keeps them in a folder)"
+
+
 def _banner(
     host: str,
     port: int,
     mongo_url: str,
     data_dir: Path | None,
     broker: EmbeddedBroker | None,
+    inbox: "DevInbox | None",
     token: str,
 ) -> str:
     api = f"http://{host}:{port}"
@@ -149,6 +178,7 @@ def _banner(
             f"  database: {_hide_password(mongo_url)}",
             f"  data:     {data}",
             *_broker_lines(broker),
+            _email_line(inbox),
             "  book an appointment:",
             f"    curl -X POST {api}/book -H \"Content-Type: application/json\" -d '{body}'",
             "  list bookings (staff):",
@@ -165,6 +195,7 @@ def dev(args: argparse.Namespace) -> int:
         signal.signal(signum, signal.default_int_handler)
     broker: EmbeddedBroker | None = None
     database: EmbeddedDatabase | None = None
+    inbox: DevInbox | None = None
     apps: list[subprocess.Popen[bytes]] = []
     try:
         data_root = Path(settings.dev_data_dir).resolve()
@@ -180,13 +211,16 @@ def dev(args: argparse.Namespace) -> int:
         env = {**os.environ, **_dev_settings(), "CLINIC_MONGO_URL": mongo_url}
         if broker:
             env["CLINIC_RABBIT_URL"] = broker.url
+        if not settings.smtp_url and (inbox := _start_inbox(data_root / "mail")):
+            env.update(CLINIC_SMTP_URL=inbox.url, CLINIC_EMAIL_FROM=DEV_SENDER)
         token = env["CLINIC_STAFF_TOKENS"].split(",")[0].partition(":")[2].strip()
         python = sys.executable
         api = [python, "-m", "uvicorn", "clinic.api:app", "--host", args.host]
         apps.append(subprocess.Popen([*api, "--port", str(args.port)], env=env))
         workers = [python, "-m", "faststream", "run", "clinic.handlers:app"]
         apps.append(subprocess.Popen([*workers, "--workers", str(args.workers)], env=env))
-        print(_banner(args.host, args.port, mongo_url, data_dir, broker, token), flush=True)
+        banner = _banner(args.host, args.port, mongo_url, data_dir, broker, inbox, token)
+        print(banner, flush=True)
         while all(app.poll() is None for app in apps) and all(
             part is None or part.running for part in (database, broker)
         ):
@@ -201,6 +235,6 @@ def dev(args: argparse.Namespace) -> int:
             signal.signal(signum, signal.SIG_IGN)
         _stop(apps)
         # The broker after its clients, so none of them sees it go.
-        for part in (broker, database):
+        for part in (inbox, broker, database):
             if part:
                 part.stop()

@@ -10,14 +10,14 @@ never finished (the worker died mid-send) is taken over once
 
 import asyncio
 import logging
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from functools import cache
 
 from clinic.domain.scheduling import local_time
+from clinic.mail import Email, EmailRefused, EmailSender, LogEmailSender
+from clinic.mail.smtp import SmtpSender
 from clinic.messages import BookingStatus, BookingStatusChanged
 from clinic.metrics import count_email
-from clinic.redaction import mask_email
 from clinic.settings import settings
 from clinic.store import bookings, outbox
 from clinic.store.documents import Booking, MessageKind, OutboxRecord
@@ -31,36 +31,6 @@ _SUBJECTS = {
     BookingStatus.REJECTED: "Your appointment request could not be booked",
     BookingStatus.CANCELLED: "Your appointment is cancelled",
 }
-
-
-@dataclass(frozen=True)
-class Email:
-    """One email to one patient."""
-
-    to: str
-    subject: str
-    body: str
-    booking_id: str
-
-
-@runtime_checkable
-class EmailSender(Protocol):
-    """Anything that can deliver an email (the log, SMTP, a test's outbox)."""
-
-    async def send(self, email: Email) -> None:
-        """Deliver ``email``; raise if it was not delivered, so it is retried."""
-
-
-class LogEmailSender:
-    """Writes each email to the log, with the address masked. The default sender."""
-
-    async def send(self, email: Email) -> None:
-        log.info(
-            "email to %s: %s",
-            mask_email(email.to),
-            email.subject,
-            extra={"booking_id": email.booking_id},
-        )
 
 
 def local_when(moment: datetime) -> str:
@@ -87,12 +57,21 @@ def compose_email(event: BookingStatusChanged, booking: Booking) -> Email:
         subject=f"{_SUBJECTS[event.status]} ({when})",
         body="\n".join(lines),
         booking_id=event.booking_id,
+        reference=f"{event.booking_id}.{event.status.value}",
     )
 
 
 async def default_email_sender() -> EmailSender:
-    """The sender the notification worker uses unless a test or deployment overrides it."""
+    """The sender the notification worker uses unless a test overrides it: the SMTP
+    server at ``CLINIC_SMTP_URL``, or the log when none is set."""
     # async: a plain function would be run in a thread for every message.
+    return _configured_sender()
+
+
+@cache
+def _configured_sender() -> EmailSender:
+    if settings.smtp_url:
+        return SmtpSender(settings.smtp_url, settings.email_from, settings.email_send_timeout)
     return LogEmailSender()
 
 
@@ -139,8 +118,8 @@ async def email_once(event: BookingStatusChanged, sender: EmailSender) -> bool:
             # The status only: the span must name neither the patient nor their address.
             with span("email send", {"booking.status": event.status.value}):
                 await sender.send(compose_email(event, booking))
-    except Exception:
-        count_email("failed")
+    except Exception as failure:
+        count_email("refused" if isinstance(failure, EmailRefused) else "failed")
         # Not delivered (or it timed out): give the record back so the retry sends at once.
         await outbox.release(record.id, record.due_at)
         raise

@@ -9,10 +9,12 @@ from typing import Annotated
 from faststream import AckPolicy, Depends
 from faststream.rabbit import RabbitRouter
 
-from clinic.domain.emails import EmailSender, default_email_sender, email_once
+from clinic.domain.emails import default_email_sender, email_once
 from clinic.handlers.app import worker_app
+from clinic.mail import EmailRefused, EmailSender
 from clinic.messages import BookingStatusChanged
 from clinic.messaging.broker import worker_channel
+from clinic.messaging.retries import NeverSucceeds
 from clinic.messaging.topology import EMAIL_NOTIFICATIONS, NOTIFICATIONS
 
 log = logging.getLogger("clinic.notifications")
@@ -21,8 +23,16 @@ Sender = Annotated[EmailSender, Depends(default_email_sender)]
 
 
 async def email_patient(event: BookingStatusChanged, sender: Sender) -> None:
-    """Tell the patient, by email, what happened to their booking: once, not twice."""
-    if not await email_once(event, sender):
+    """Tell the patient, by email, what happened to their booking: once, not twice.
+
+    An email the mail server refuses for good is parked at once, with the server's
+    reply code, for staff to look into; any other failure is retried.
+    """
+    try:
+        sent = await email_once(event, sender)
+    except EmailRefused as refused:
+        raise NeverSucceeds(str(refused)) from None
+    if not sent:
         log.info("email already sent; duplicate ignored", extra={"booking_id": event.booking_id})
 
 
@@ -38,7 +48,7 @@ def notifications_router() -> RabbitRouter:
         description=(
             "Emails the patient the booking's new status and appointment time, once per "
             "status: each email is recorded in the outbox first. Failed sends are retried "
-            "through email_retry."
+            "through email_retry; an email the mail server refuses for good is parked."
         ),
     )(email_patient)
     return router
