@@ -67,15 +67,23 @@ def emails_in(folder: Path, count: int) -> Callable[[], Awaitable[list[EmailMess
     return poll
 
 
-async def test_a_decision_reaches_the_patient_over_smtp_from_the_clinic(
-    workers: FastStream, mail_server: tuple[DevInbox, smtp_server.MailServer]
-) -> None:
-    server, _ = mail_server
-    booking = await booking_for("ana.ruiz@example.com")
+async def decided_over_smtp(workers: FastStream, server: DevInbox, address: str) -> Booking:
+    """A booking for ``address``, decided by the workers, its email sent over SMTP to
+    ``server``; returned once nothing more can happen (sent, retried or parked)."""
+    booking = await booking_for(address)
     sender = SmtpSender(server.url, CLINIC, settings.email_send_timeout)
     with broker_of(workers).provider.scope(default_email_sender, lambda: sender):
         await publishers_of(workers).request_decision(booking.id)
-        [message] = await wait_for(emails_in(server.folder, 1))
+        await wait_until_settled(vhost_rabbitmqctl)
+    return booking
+
+
+async def test_a_decision_reaches_the_patient_over_smtp_from_the_clinic(
+    workers: FastStream, mail_server: tuple[DevInbox, smtp_server.MailServer], rabbit_vhost: str
+) -> None:
+    server, _ = mail_server
+    booking = await decided_over_smtp(workers, server, "ana.ruiz@example.com")
+    [message] = smtp_server.received(server.folder)
     assert message["From"] == CLINIC
     assert message["To"] == "ana.ruiz@example.com"
     assert str(message["Subject"]).startswith("Your appointment is confirmed")
@@ -87,36 +95,23 @@ async def test_a_decision_reaches_the_patient_over_smtp_from_the_clinic(
 
 
 async def test_a_temporary_refusal_is_retried_and_delivered_once(
-    workers: FastStream,
-    mail_server: tuple[DevInbox, smtp_server.MailServer],
-    rabbit_vhost: str,
+    workers: FastStream, mail_server: tuple[DevInbox, smtp_server.MailServer], rabbit_vhost: str
 ) -> None:
     server, handler = mail_server
     address = "greylisted.ana@example.com"
-    booking = await booking_for(address)
-    sender = SmtpSender(server.url, CLINIC, settings.email_send_timeout)
-    with broker_of(workers).provider.scope(default_email_sender, lambda: sender):
-        await publishers_of(workers).request_decision(booking.id)
-        await wait_for(emails_in(server.folder, 1), within=30)
-        await wait_until_settled(vhost_rabbitmqctl)
+    await decided_over_smtp(workers, server, address)
     assert handler.recipients == [address, address]  # refused with 451, then taken
     assert len(smtp_server.received(server.folder)) == 1
     assert await list_parked(settings.rabbit_url) == []
 
 
 async def test_a_permanent_refusal_is_parked_at_once_naming_no_patient(
-    workers: FastStream,
-    mail_server: tuple[DevInbox, smtp_server.MailServer],
-    rabbit_vhost: str,
+    workers: FastStream, mail_server: tuple[DevInbox, smtp_server.MailServer], rabbit_vhost: str
 ) -> None:
     server, handler = mail_server
     address = "refused.ana@example.com"
-    booking = await booking_for(address)
-    sender = SmtpSender(server.url, CLINIC, settings.email_send_timeout)
-    with broker_of(workers).provider.scope(default_email_sender, lambda: sender):
-        await publishers_of(workers).request_decision(booking.id)
-        [parked] = await wait_for(lambda: list_parked(settings.rabbit_url), within=30)
-        await wait_until_settled(vhost_rabbitmqctl)
+    await decided_over_smtp(workers, server, address)
+    [parked] = await list_parked(settings.rabbit_url)
     assert parked.origin == "email_notifications"
     assert "SMTP 550, permanent" in parked.reason
     # The server's reply quoted the address; the parked reason does not.
