@@ -66,7 +66,8 @@ def test_the_compose_services_commands_book_confirm_and_email(tmp_path: Path) ->
             time.sleep(0.1)
 
     emails = email_log.read_text()
-    assert re.search(rf"\[{booking_id}\] email to j\*\*\*@example\.com: .*confirmed", emails)
+    sent = rf"\[{booking_id}\] email to j\*\*\*@example\.com: Su cita está confirmada"
+    assert re.search(sent, emails)
     assert re.search(r'"GET /bookings\?patientEmail=j\*\*\*@example\.com', api_log.read_text())
     for log in (api_log, booking_log, email_log):
         assert "juan@example.com" not in log.read_text(), log.name

@@ -86,12 +86,17 @@ async def test_a_decision_reaches_the_patient_over_smtp_from_the_clinic(
     [message] = smtp_server.received(server.folder)
     assert message["From"] == CLINIC
     assert message["To"] == "ana.ruiz@example.com"
-    assert str(message["Subject"]).startswith("Your appointment is confirmed")
+    # In Spanish, the bookings' default language, in a text and an HTML part.
+    assert str(message["Subject"]).startswith("Su cita está confirmada: ")
+    assert message["Content-Language"] == "es"
     # One Message-ID per status change: a copy sent after a retry is the same email.
     assert message["Message-ID"] == f"<{booking.id}.confirmed@clinic.test>"
-    body = message.get_body(("plain",))
-    assert body is not None
-    assert "is now confirmed" in body.get_content()
+    text, html = message.get_body(("plain",)), message.get_body(("html",))
+    assert text is not None
+    assert html is not None
+    assert "está confirmada" in text.get_content()
+    assert "está confirmada" in html.get_content()
+    assert f"A nombre de: {PATIENT}" in text.get_content()
 
 
 async def test_a_temporary_refusal_is_retried_and_delivered_once(

@@ -19,6 +19,13 @@ class BookingStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
+class Language(StrEnum):
+    """The languages the clinic writes to patients in; Spanish, the original system's, first."""
+
+    ES = "es"
+    EN = "en"
+
+
 class RejectionCode(StrEnum):
     """Machine-readable reasons for a rejected booking."""
 

@@ -7,7 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 from pydantic.alias_generators import to_camel
 
 from clinic.api.fields import AppointmentDate, Email, PatientName, Shift, Text
-from clinic.messages import BookingStatus, RejectionCode
+from clinic.messages import BookingStatus, Language, RejectionCode
 from clinic.store.doctor_profile import DoctorId, DoctorProfile, Weekday
 from clinic.store.documents import Booking
 
@@ -42,6 +42,9 @@ class BookingRequest(CamelModel):
     doctor_id: DoctorId | None = Field(
         None, description="The doctor to see; without it, any doctor free at that time."
     )
+    language: Language = Field(
+        Language.ES, description="The language of the patient's emails: `es` (Spanish) or `en`."
+    )
 
 
 class BookingStatusOut(CamelModel):
@@ -67,6 +70,7 @@ class BookingOut(BookingStatusOut):
     patient_email: str
     date: datetime
     doctor_id: str | None = Field(None, description="The doctor, once one is chosen.")
+    language: Language = Field(Language.ES, description="The language of the patient's emails.")
 
 
 class NewBookingOut(BookingOut):

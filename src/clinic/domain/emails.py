@@ -10,13 +10,12 @@ never finished (the worker died mid-send) is taken over once
 
 import asyncio
 import logging
-from datetime import datetime
 from functools import cache
 
-from clinic.domain.scheduling import local_time
+from clinic.domain.email_content import status_content
 from clinic.mail import Email, EmailRefused, EmailSender, LogEmailSender
 from clinic.mail.smtp import SmtpSender
-from clinic.messages import BookingStatus, BookingStatusChanged
+from clinic.messages import BookingStatusChanged
 from clinic.metrics import count_email
 from clinic.settings import settings
 from clinic.store import bookings, outbox
@@ -25,39 +24,22 @@ from clinic.tracing import span
 
 log = logging.getLogger("clinic.emails")
 
-_SUBJECTS = {
-    BookingStatus.PENDING: "We received your appointment request",
-    BookingStatus.CONFIRMED: "Your appointment is confirmed",
-    BookingStatus.REJECTED: "Your appointment request could not be booked",
-    BookingStatus.CANCELLED: "Your appointment is cancelled",
-}
-
-
-def local_when(moment: datetime) -> str:
-    """An appointment time as the patient reads it: clinic-local, with its UTC offset."""
-    local = local_time(moment)
-    offset = local.strftime("%z")
-    return f"{local:%A %d %B %Y at %H:%M} {local.tzname()} (UTC{offset[:3]}:{offset[3:]})"
-
 
 def compose_email(event: BookingStatusChanged, booking: Booking) -> Email:
-    """The email that tells a patient their booking's new status.
+    """The email that tells a patient their booking's new status, in their language.
 
     It starts with the clinic's words, not with the name typed in the booking: that
     text is anyone's, and must not make the clinic's email say what a stranger wants.
     """
-    when = local_when(event.date)
-    with_doctor = f" with {event.doctor_name}" if event.doctor_name else ""
-    lines = [f"Your appointment{with_doctor} on {when} is now {event.status.value}."]
-    if event.reason:
-        lines.append(f"Reason: {event.reason}")
-    lines += ["", f"Booked for: {booking.patient_name}", f"Booking reference: {event.booking_id}"]
+    content = status_content(event, booking)
     return Email(
         to=booking.patient_email,
-        subject=f"{_SUBJECTS[event.status]} ({when})",
-        body="\n".join(lines),
+        subject=content.subject,
+        body=content.text,
         booking_id=event.booking_id,
         reference=f"{event.booking_id}.{event.status.value}",
+        html=content.html,
+        language=content.language.value,
     )
 
 

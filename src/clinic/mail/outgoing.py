@@ -23,6 +23,10 @@ class Email:
     body: str
     booking_id: str
     reference: str = ""
+    # The same words as ``body``, as HTML for the mail clients that show it; and the
+    # language both are in (Content-Language).
+    html: str = ""
+    language: str = ""
 
 
 class EmailRefused(Exception):  # noqa: N818 - it names what happened, not an error kind

@@ -63,6 +63,11 @@ class SmtpSender:
             else make_msgid(domain=self._domain)
         )
         message.set_content(email.body)
+        if email.html:
+            message.add_alternative(email.html, subtype="html")
+        # After the parts: setting content clears the Content-* headers.
+        if email.language:
+            message["Content-Language"] = email.language
         return message
 
     async def send(self, email: Email) -> None:

@@ -10,7 +10,7 @@ from pydantic import Field, model_validator
 from pymongo import ASCENDING, DESCENDING, IndexModel
 
 from clinic.clock import utcnow
-from clinic.messages import BookingStatus, RejectionCode
+from clinic.messages import BookingStatus, Language, RejectionCode
 from clinic.store.doctor_profile import DoctorId, DoctorProfile
 from clinic.store.email_keys import email_key
 
@@ -45,6 +45,8 @@ class Booking(Document):
     patient_email_key: str = ""
     date: datetime
     doctor_id: str | None = None
+    # The language of the patient's emails.
+    language: Language = Language.ES
     # The doctor's name when the booking was decided, for the patient's emails.
     doctor_name: str | None = None
     status: BookingStatus = BookingStatus.PENDING

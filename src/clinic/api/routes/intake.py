@@ -162,6 +162,7 @@ async def book(
         patient_email=str(request.patient_email),
         date=request.date,
         doctor_id=request.doctor_id,
+        language=request.language,
         # Stored with the booking, so no crash can leave it without its request.
         request_due_at=request_due(),
         manage_token_digest=token_digest,

@@ -1,0 +1,100 @@
+"""What an email to a patient says, in the patient's language: its subject, a plain-text
+part and an HTML part, from the templates in ``email_templates/<language>/``.
+
+Dates are written by Babel in the patient's language, in the clinic's timezone, with
+its UTC offset. The HTML part is autoescaped: the name typed in a booking is anyone's
+text, so it is shown as text, never as markup, and never comes first.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from babel.dates import format_date, format_time
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+from clinic.domain.scheduling import local_time
+from clinic.messages import BookingStatus, BookingStatusChanged, Language, RejectionCode
+from clinic.store.documents import Booking
+
+SUBJECTS = {
+    Language.ES: {
+        BookingStatus.PENDING: "Hemos recibido su solicitud de cita",
+        BookingStatus.CONFIRMED: "Su cita está confirmada",
+        BookingStatus.REJECTED: "No hemos podido reservar su cita",
+        BookingStatus.CANCELLED: "Su cita está cancelada",
+    },
+    Language.EN: {
+        BookingStatus.PENDING: "We received your appointment request",
+        BookingStatus.CONFIRMED: "Your appointment is confirmed",
+        BookingStatus.REJECTED: "Your appointment request could not be booked",
+        BookingStatus.CANCELLED: "Your appointment is cancelled",
+    },
+}
+REASONS = {
+    Language.ES: {
+        RejectionCode.DATE_IN_PAST: "la fecha ya ha pasado",
+        RejectionCode.OUTSIDE_WORKING_HOURS: "no hay consulta a esa hora",
+        RejectionCode.NOT_ON_SLOT_BOUNDARY: "las citas empiezan a horas fijas",
+        RejectionCode.DOCTOR_UNAVAILABLE: "el médico no pasa consulta",
+        RejectionCode.SLOT_TAKEN: "esa hora ya está reservada",
+        RejectionCode.PROCESSING_FAILED: "no hemos podido tramitarla; llámenos, por favor",
+    },
+    Language.EN: {
+        RejectionCode.DATE_IN_PAST: "the date has passed",
+        RejectionCode.OUTSIDE_WORKING_HOURS: "no doctor works at that time",
+        RejectionCode.NOT_ON_SLOT_BOUNDARY: "appointments start at fixed times",
+        RejectionCode.DOCTOR_UNAVAILABLE: "the doctor does not see patients",
+        RejectionCode.SLOT_TAKEN: "that time is already booked",
+        RejectionCode.PROCESSING_FAILED: "we could not process it; please call us",
+    },
+}
+
+_templates = Environment(
+    loader=PackageLoader("clinic.domain", "email_templates"),
+    autoescape=select_autoescape(["html"]),
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    keep_trailing_newline=True,
+)
+
+
+@dataclass(frozen=True)
+class Content:
+    """What one email says."""
+
+    subject: str
+    text: str
+    html: str
+    language: Language
+
+
+def local_when(moment: datetime, language: Language) -> str:
+    """An appointment time as the patient reads it, in their language: clinic-local, with
+    its UTC offset (``sábado, 27 de marzo de 2027, 9:00 CET (UTC+01:00)``)."""
+    local = local_time(moment)
+    offset = local.strftime("%z")
+    day = format_date(local, format="full", locale=language.value)
+    hour = format_time(local, format="short", locale=language.value)
+    return f"{day}, {hour} {local.tzname()} (UTC{offset[:3]}:{offset[3:]})"
+
+
+def status_content(event: BookingStatusChanged, booking: Booking) -> Content:
+    """What the email about ``event`` says to the patient of ``booking``."""
+    language = booking.language
+    when = local_when(event.date, language)
+    reason = REASONS[language].get(event.reason_code) if event.reason_code else event.reason
+    values = {
+        "status": event.status.value,
+        "when": when,
+        "doctor": event.doctor_name,
+        "reason": reason,
+        "patient_name": booking.patient_name,
+        "booking_id": event.booking_id,
+    }
+    return Content(
+        subject=f"{SUBJECTS[language][event.status]}: {when}",
+        text=_templates.get_template(f"{language.value}/status.txt").render(values),
+        html=_templates.get_template(f"{language.value}/status.html").render(values),
+        language=language,
+    )
