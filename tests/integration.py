@@ -36,11 +36,11 @@ def next_monday() -> datetime:
     return datetime.combine(day, datetime.min.time(), settings.zone)
 
 
-async def stored_booking(days: int = 10) -> Booking:
-    """A pending booking in the database, ``days`` ahead; not published anywhere."""
+async def stored_booking(days: int = 10, email: str = "juan@example.com") -> Booking:
+    """A pending booking for ``email`` in the database, ``days`` ahead; not published anywhere."""
     booking = Booking(
         patient_name="Juan Pérez",
-        patient_email="juan@example.com",
+        patient_email=email,
         date=(utcnow() + timedelta(days=days)).replace(second=0, microsecond=0),
     )
     await booking.insert()

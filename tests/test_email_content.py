@@ -7,7 +7,7 @@ import pytest
 from httpx import AsyncClient
 
 from clinic.clock import utcnow
-from clinic.domain.emails import compose_email
+from clinic.domain.email_content import compose_email
 from clinic.mail import Email
 from clinic.messages import BookingStatus, BookingStatusChanged, Language, RejectionCode
 from clinic.store.documents import Booking

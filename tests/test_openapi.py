@@ -54,7 +54,19 @@ BOOKABLE = [
 ]
 API = InProcess()
 REJECTIONS = [
-    *("400", "401", "403", "404", "405", "406", "409", "413", "415", "422", "428", "429", "5xx")
+    "400",
+    "401",
+    "403",
+    "404",
+    "405",
+    "406",
+    "409",
+    "413",
+    "415",
+    "422",
+    "428",
+    "429",
+    "5xx",
 ]
 # A copy: schemathesis adds the links it infers to the document it is given.
 schema = schemathesis.openapi.from_dict(

@@ -8,7 +8,7 @@ import pytest
 from clinic.clock import utcnow
 from clinic.domain.cancellation import cancel
 from clinic.domain.decisions import decide
-from clinic.domain.emails import compose_email
+from clinic.domain.email_content import compose_email
 from clinic.domain.scheduling import day_slots, local_time, slot_problem
 from clinic.messages import BookingStatus, BookingStatusChanged, RejectionCode
 from clinic.store import slots

@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable, Iterator
-from datetime import timedelta
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -20,7 +19,6 @@ from faststream import FastStream
 from prometheus_client import REGISTRY
 from pydantic import ValidationError
 
-from clinic.clock import utcnow
 from clinic.domain.emails import default_email_sender
 from clinic.embedded_db import free_port
 from clinic.mail.dev_inbox import DevInbox
@@ -30,12 +28,13 @@ from clinic.settings import Settings, settings
 from clinic.store.documents import Booking
 from tests import smtp_server
 from tests.conftest import broker_of, publishers_of, vhost_rabbitmqctl
-from tests.integration import wait_for, wait_until_settled
+from tests.integration import stored_booking, wait_for, wait_until_settled
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("clean_db")]
 
 CLINIC = "Clínica de prueba <citas@clinic.test>"
-PATIENT = "Ana Ruiz"
+PATIENT = "Juan Pérez"
+"""The name ``stored_booking`` books under."""
 
 
 @pytest.fixture
@@ -46,14 +45,6 @@ def mail_server(tmp_path: Path) -> Iterator[tuple[DevInbox, smtp_server.MailServ
         yield server, handler
     finally:
         server.stop()
-
-
-async def booking_for(email: str, days: int = 12) -> Booking:
-    """A pending booking for ``email``, stored and not yet published."""
-    when = utcnow().replace(second=0, microsecond=0) + timedelta(days=days)
-    booking = Booking(patient_name=PATIENT, patient_email=email, date=when)
-    await booking.insert()
-    return booking
 
 
 def emails_in(folder: Path, count: int) -> Callable[[], Awaitable[list[EmailMessage] | None]]:
@@ -70,7 +61,7 @@ def emails_in(folder: Path, count: int) -> Callable[[], Awaitable[list[EmailMess
 async def decided_over_smtp(workers: FastStream, server: DevInbox, address: str) -> Booking:
     """A booking for ``address``, decided by the workers, its email sent over SMTP to
     ``server``; returned once nothing more can happen (sent, retried or parked)."""
-    booking = await booking_for(address)
+    booking = await stored_booking(days=12, email=address)
     sender = SmtpSender(server.url, CLINIC, settings.email_send_timeout)
     with broker_of(workers).provider.scope(default_email_sender, lambda: sender):
         await publishers_of(workers).request_decision(booking.id)
@@ -139,7 +130,7 @@ async def test_the_mail_server_killed_mid_run_still_gets_each_email_once(
         assert b"inbox listening" in server.stdout.readline()
         return server
 
-    bookings = [await booking_for(f"patient{n}@example.com", days=12 + n) for n in range(20)]
+    bookings = [await stored_booking(12 + n, f"patient{n}@example.com") for n in range(20)]
     server = start_server()
     url = f"smtp://127.0.0.1:{port}?tls=off"
     sender = SmtpSender(url, CLINIC, settings.email_send_timeout)

@@ -65,9 +65,7 @@ def _launch_broker(data_dir: Path) -> EmbeddedBroker | None:
         broker = EmbeddedBroker(data_dir, node, server)
         broker.launch()
     except OSError as exc:
-        raise SystemExit(
-            f"clinic dev: no broker answers at {url} and {exc}; {GET_A_BROKER}."
-        ) from exc
+        raise _no_private_broker(exc) from exc
     return broker
 
 
@@ -76,10 +74,13 @@ def _wait_for_broker(broker: EmbeddedBroker) -> None:
     try:
         broker.wait_until_ready(BROKER_BOOT_TIMEOUT)
     except RuntimeError as exc:
-        url = _hide_password(settings.rabbit_url)
-        raise SystemExit(
-            f"clinic dev: no broker answers at {url} and {exc}; {GET_A_BROKER}."
-        ) from exc
+        raise _no_private_broker(exc) from exc
+
+
+def _no_private_broker(why: Exception) -> SystemExit:
+    """The one sentence `clinic dev` exits with when its own node could not start either."""
+    url = _hide_password(settings.rabbit_url)
+    return SystemExit(f"clinic dev: no broker answers at {url} and {why}; {GET_A_BROKER}.")
 
 
 def _start_database(data_dir: Path) -> EmbeddedDatabase:

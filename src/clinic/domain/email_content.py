@@ -6,13 +6,13 @@ its UTC offset. The HTML part is autoescaped: the name typed in a booking is any
 text, so it is shown as text, never as markup, and never comes first.
 """
 
-from dataclasses import dataclass
 from datetime import datetime
 
 from babel.dates import format_date, format_time
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from clinic.domain.scheduling import local_time
+from clinic.mail import Email
 from clinic.messages import BookingStatus, BookingStatusChanged, Language, RejectionCode
 from clinic.store.documents import Booking
 
@@ -59,16 +59,6 @@ _templates = Environment(
 )
 
 
-@dataclass(frozen=True)
-class Content:
-    """What one email says."""
-
-    subject: str
-    text: str
-    html: str
-    language: Language
-
-
 def local_when(moment: datetime, language: Language) -> str:
     """An appointment time as the patient reads it, in their language: clinic-local, with
     its UTC offset (``sábado, 27 de marzo de 2027, 9:00 CET (UTC+01:00)``)."""
@@ -79,8 +69,12 @@ def local_when(moment: datetime, language: Language) -> str:
     return f"{day}, {hour} {local.tzname()} (UTC{offset[:3]}:{offset[3:]})"
 
 
-def status_content(event: BookingStatusChanged, booking: Booking) -> Content:
-    """What the email about ``event`` says to the patient of ``booking``."""
+def compose_email(event: BookingStatusChanged, booking: Booking) -> Email:
+    """The email that tells the patient of ``booking`` about ``event``, in their language.
+
+    It starts with the clinic's words, not with the name typed in the booking: that
+    text is anyone's, and must not make the clinic's email say what a stranger wants.
+    """
     language = booking.language
     when = local_when(event.date, language)
     reason = REASONS[language].get(event.reason_code) if event.reason_code else event.reason
@@ -92,9 +86,12 @@ def status_content(event: BookingStatusChanged, booking: Booking) -> Content:
         "patient_name": booking.patient_name,
         "booking_id": event.booking_id,
     }
-    return Content(
+    return Email(
+        to=booking.patient_email,
         subject=f"{SUBJECTS[language][event.status]}: {when}",
-        text=_templates.get_template(f"{language.value}/status.txt").render(values),
+        body=_templates.get_template(f"{language.value}/status.txt").render(values),
+        booking_id=event.booking_id,
+        reference=f"{event.booking_id}.{event.status.value}",
         html=_templates.get_template(f"{language.value}/status.html").render(values),
-        language=language,
+        language=language.value,
     )

@@ -12,35 +12,17 @@ import asyncio
 import logging
 from functools import cache
 
-from clinic.domain.email_content import status_content
-from clinic.mail import Email, EmailRefused, EmailSender, LogEmailSender
+from clinic.domain.email_content import compose_email
+from clinic.mail import EmailRefused, EmailSender, LogEmailSender
 from clinic.mail.smtp import SmtpSender
 from clinic.messages import BookingStatusChanged
 from clinic.metrics import count_email
 from clinic.settings import settings
 from clinic.store import bookings, outbox
-from clinic.store.documents import Booking, MessageKind, OutboxRecord
+from clinic.store.documents import MessageKind, OutboxRecord
 from clinic.tracing import span
 
 log = logging.getLogger("clinic.emails")
-
-
-def compose_email(event: BookingStatusChanged, booking: Booking) -> Email:
-    """The email that tells a patient their booking's new status, in their language.
-
-    It starts with the clinic's words, not with the name typed in the booking: that
-    text is anyone's, and must not make the clinic's email say what a stranger wants.
-    """
-    content = status_content(event, booking)
-    return Email(
-        to=booking.patient_email,
-        subject=content.subject,
-        body=content.text,
-        booking_id=event.booking_id,
-        reference=f"{event.booking_id}.{event.status.value}",
-        html=content.html,
-        language=content.language.value,
-    )
 
 
 async def default_email_sender() -> EmailSender:

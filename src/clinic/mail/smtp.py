@@ -13,7 +13,7 @@ name the recipient.
 
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, parseaddr
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import unquote, urlsplit
 
 import aiosmtplib
@@ -91,7 +91,7 @@ class SmtpSender:
             ) from None
 
 
-def _raise_for(codes: list[int], what: str) -> None:
+def _raise_for(codes: list[int], what: str) -> NoReturn:
     replies = ", ".join(map(str, codes))
     if all(500 <= code < 600 for code in codes):
         raise EmailRefused(f"the mail server {what}: SMTP {replies}, permanent") from None
