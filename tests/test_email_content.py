@@ -7,7 +7,7 @@ import pytest
 from httpx import AsyncClient
 
 from clinic.clock import utcnow
-from clinic.domain.email_content import compose_email
+from clinic.domain.email_content import compose_email, local_when
 from clinic.mail import Email
 from clinic.messages import BookingStatus, BookingStatusChanged, Language, RejectionCode
 from clinic.store.documents import Booking
@@ -49,12 +49,17 @@ def test_spanish_is_the_default_with_the_date_as_spanish_writes_it() -> None:
 def test_english_when_the_booking_asks_for_it() -> None:
     sent = email(language=Language.EN)
     assert sent.language == "en"
-    # CLDR's English puts a narrow no-break space before AM.
-    assert sent.subject.startswith(
-        "Your appointment is confirmed: Monday, June 14, 2027, 10:30\u202fAM"
-    )
+    when = "Monday, June 14, 2027, 10:30 CEST (UTC+02:00)"
+    assert sent.subject == f"Your appointment is confirmed: {when}"
     assert "Booked for: José Ñúñez" in sent.body
     assert '<html lang="en">' in sent.html
+
+
+@pytest.mark.parametrize("language", list(Language))
+def test_times_are_on_the_clinics_24_hour_clock_in_both_languages(language: Language) -> None:
+    early = datetime(2027, 6, 14, 6, 5, tzinfo=UTC)  # 08:05 in Madrid
+    assert local_when(early, language).endswith(", 08:05 CEST (UTC+02:00)")
+    assert local_when(early.replace(hour=12), language).endswith(", 14:05 CEST (UTC+02:00)")
 
 
 @pytest.mark.parametrize("language", list(Language))

@@ -107,8 +107,8 @@ def test_emails_show_the_local_time_with_its_offset_across_a_dst_change() -> Non
         return compose_email(event, booking).body
 
     winter, summer = email_for("2027-03-27T08:00:00Z"), email_for("2027-03-28T07:00:00Z")
-    assert "sábado, 27 de marzo de 2027, 9:00 CET (UTC+01:00)" in winter
-    assert "domingo, 28 de marzo de 2027, 9:00 CEST (UTC+02:00)" in summer
+    assert "sábado, 27 de marzo de 2027, 09:00 CET (UTC+01:00)" in winter
+    assert "domingo, 28 de marzo de 2027, 09:00 CEST (UTC+02:00)" in summer
     assert "con Dra. Lucía García" in summer
     # The clinic speaks first: the name anyone may type never opens the email.
     assert summer.startswith("Su cita")

@@ -61,11 +61,12 @@ _templates = Environment(
 
 def local_when(moment: datetime, language: Language) -> str:
     """An appointment time as the patient reads it, in their language: clinic-local, with
-    its UTC offset (``sábado, 27 de marzo de 2027, 9:00 CET (UTC+01:00)``)."""
+    its UTC offset (``sábado, 27 de marzo de 2027, 09:00 CET (UTC+01:00)``)."""
     local = local_time(moment)
     offset = local.strftime("%z")
     day = format_date(local, format="full", locale=language.value)
-    hour = format_time(local, format="short", locale=language.value)
+    # The clinic's 24-hour clock in both languages, as its schedules and front desk say it.
+    hour = format_time(local, "HH:mm", locale=language.value)
     return f"{day}, {hour} {local.tzname()} (UTC{offset[:3]}:{offset[3:]})"
 
 
