@@ -55,6 +55,9 @@ os.environ.update(
     CLINIC_BOOKING_HORIZON_DAYS="3650",
     # No worker HTTP unless a test asks: tests.processes.Service gives each process a port.
     CLINIC_WORKER_HTTP_PORT="0",
+    # Tokens derived from a key, so the emails carry the manage link (as in production).
+    CLINIC_MANAGE_TOKEN_KEY="test-manage-token-key-0123456789abcdefghijk",
+    CLINIC_PUBLIC_URL="https://citas.clinic.test",
     CLINIC_STAFF_TOKENS="reception:reception-token-0123456789abcdefghijklmnop,records:records-office-token-0123456789abcdefghijk",
 )
 

@@ -7,6 +7,7 @@ the first time, as greylisting servers do, and are taken the second.
 """
 
 import email
+from collections.abc import Awaitable, Callable
 from email.message import EmailMessage
 from email.policy import default
 from pathlib import Path
@@ -47,6 +48,17 @@ def start(folder: Path, port: int) -> tuple[DevInbox, MailServer]:
     server = DevInbox(folder, port, handler=handler)
     server.start()
     return server, handler
+
+
+def emails_in(folder: Path, count: int) -> Callable[[], Awaitable[list[EmailMessage] | None]]:
+    """A poll for ``wait_for``: the emails the server kept, once there are ``count``."""
+
+    async def poll() -> list[EmailMessage] | None:
+        found = received(folder)
+        assert len(found) <= count, f"{len(found)} emails where {count} were due"
+        return found if len(found) == count else None
+
+    return poll
 
 
 def received(folder: Path) -> list[EmailMessage]:

@@ -145,13 +145,30 @@ def test_every_secret_in_the_env_example_is_refused() -> None:
     secrets = [
         line.split("=", 1)[1]
         for line in example.splitlines()
-        if not line.startswith("#") and ("PASSWORD=" in line or "TOKENS=" in line)
+        if not line.startswith("#")
+        and any(kind in line for kind in ("PASSWORD=", "TOKENS=", "KEY="))
     ]
     assert secrets
     for secret in secrets:
         tokens = secret if ":" in secret else f"name:{secret}"
         with pytest.raises(ValidationError, match=r"example value|shorter"):
             Settings(staff_tokens=tokens)
+
+
+@pytest.mark.parametrize(
+    ("key", "problem"),
+    [("short-key", "shorter than 32 characters"), (f"change-me-{LONG}", "example value")],
+)
+def test_an_unfit_manage_token_key_is_refused_without_printing_it(key: str, problem: str) -> None:
+    with pytest.raises(ValidationError, match=problem) as refused:
+        Settings(manage_token_key=key)
+    assert key not in str(refused.value)
+
+
+@pytest.mark.parametrize("url", ["citas.clinica.example", "ftp://clinica.example", "https://"])
+def test_the_public_url_must_be_a_web_address(url: str) -> None:
+    with pytest.raises(ValidationError, match="CLINIC_PUBLIC_URL"):
+        Settings(public_url=url)
 
 
 def test_staff_tokens_are_known_by_their_names() -> None:

@@ -10,8 +10,7 @@ import re
 import signal
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable, Iterator
-from email.message import EmailMessage
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -45,17 +44,6 @@ def mail_server(tmp_path: Path) -> Iterator[tuple[DevInbox, smtp_server.MailServ
         yield server, handler
     finally:
         server.stop()
-
-
-def emails_in(folder: Path, count: int) -> Callable[[], Awaitable[list[EmailMessage] | None]]:
-    """A poll for ``wait_for``: the emails the server kept, once there are ``count``."""
-
-    async def poll() -> list[EmailMessage] | None:
-        found = smtp_server.received(folder)
-        assert len(found) <= count, f"{len(found)} emails where {count} were due"
-        return found if len(found) == count else None
-
-    return poll
 
 
 async def decided_over_smtp(workers: FastStream, server: DevInbox, address: str) -> Booking:
@@ -153,7 +141,7 @@ async def test_the_mail_server_killed_mid_run_still_gets_each_email_once(
 
             await wait_for(a_send_failed, within=30)
             server = start_server()
-            received = await wait_for(emails_in(folder, len(bookings)), within=60)
+            received = await wait_for(smtp_server.emails_in(folder, len(bookings)), within=60)
             await wait_until_settled(vhost_rabbitmqctl)
     finally:
         server.kill()

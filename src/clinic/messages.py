@@ -64,3 +64,10 @@ class BookingStatusChanged(WireMessage):
     reason: str | None = Field(None, description="Why the booking was rejected.")
     reason_code: RejectionCode | None = None
     occurred_at: datetime
+    revision: int = Field(
+        0,
+        description=(
+            "How many times the booking had changed with this change: a later change of "
+            "the same booking has a higher one."
+        ),
+    )

@@ -130,6 +130,21 @@ class Settings(BaseSettings):
         "",
         description="The From of patients' emails, e.g. 'Clínica <citas@clinica.example>'.",
     )
+    public_url: str = Field(
+        "http://localhost:3000",
+        description=(
+            "Where patients reach the clinic: the manage link in their emails is this "
+            "URL + /manage/<booking id>#<manage token>."
+        ),
+    )
+    manage_token_key: str = Field(
+        "",
+        description=(
+            "Secret (at least 32 characters) each booking's manage token is derived from, "
+            "so that its emails can carry the manage link; the API and the notification "
+            "workers need the same one. Empty: tokens are random and emails carry no link."
+        ),
+    )
     queue_type: Literal["classic", "quorum"] = Field(
         "classic",
         description="RabbitMQ queue type of the work, retry and parking queues (quorum: clusters).",
@@ -273,6 +288,23 @@ class Settings(BaseSettings):
             raise ValueError("CLINIC_SMTP_URL takes only ?tls=off, and only with smtp://")
         return value
 
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in {"http", "https"} or not parts.hostname or parts.query:
+            raise ValueError("CLINIC_PUBLIC_URL must be http(s)://host[:port][/path]")
+        return value.rstrip("/")
+
+    @field_validator("manage_token_key")
+    @classmethod
+    def _long_manage_token_key(cls, value: str) -> str:
+        if value and len(value) < MIN_TOKEN_LENGTH:
+            raise ValueError(
+                f"CLINIC_MANAGE_TOKEN_KEY is shorter than {MIN_TOKEN_LENGTH} characters"
+            )
+        return value
+
     @model_validator(mode="after")
     def _email_from_with_smtp(self) -> "Settings":
         if self.smtp_url and "@" not in parseaddr(self.email_from)[1]:
@@ -282,6 +314,7 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _no_placeholder_secrets(self) -> "Settings":
         secrets = [token for _, token in _staff_pairs(self.staff_tokens)]
+        secrets.append(self.manage_token_key)
         urls = (self.rabbit_url, self.mongo_url, self.smtp_url)
         secrets += [urlsplit(url).password or "" for url in urls]
         if any(secret.lower().startswith(PLACEHOLDER_PREFIX) for secret in secrets):

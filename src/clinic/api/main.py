@@ -42,6 +42,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await seed_doctors(Path(settings.doctors_file))
     if not settings.staff_token_names:
         log.warning("no CLINIC_STAFF_TOKENS: the staff endpoints refuse everyone")
+    if not settings.manage_token_key:
+        log.warning("no CLINIC_MANAGE_TOKEN_KEY: patients' emails carry no manage link")
     await app.state.broker.connect()
     await declare_topology()
     try:

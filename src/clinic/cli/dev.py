@@ -130,9 +130,15 @@ def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
 EXAMPLE_DOCTORS = Path("doctors.example.json")
 
 
-def _dev_settings() -> dict[str, str]:
-    """What `clinic dev` sets when the environment does not: example doctors, a staff token."""
+def _dev_settings(public_url: str) -> dict[str, str]:
+    """What `clinic dev` sets when the environment does not: example doctors, a staff token,
+    and a key for the emails' manage links, which point at this API."""
     extra = {}
+    if not settings.manage_token_key:
+        # A new key each run is enough: a token given out earlier still opens its booking.
+        extra["CLINIC_MANAGE_TOKEN_KEY"] = secrets.token_urlsafe(32)
+    if "public_url" not in settings.model_fields_set:
+        extra["CLINIC_PUBLIC_URL"] = public_url
     if not settings.doctors_file and EXAMPLE_DOCTORS.exists():
         extra["CLINIC_DOCTORS_FILE"] = str(EXAMPLE_DOCTORS.resolve())
     if not settings.staff_token_names:
@@ -209,7 +215,8 @@ def dev(args: argparse.Namespace) -> int:
             mongo_url = database.url
         if broker:
             _wait_for_broker(broker)
-        env = {**os.environ, **_dev_settings(), "CLINIC_MONGO_URL": mongo_url}
+        public_url = f"http://{args.host}:{args.port}"
+        env = {**os.environ, **_dev_settings(public_url), "CLINIC_MONGO_URL": mongo_url}
         if broker:
             env["CLINIC_RABBIT_URL"] = broker.url
         if not settings.smtp_url and (inbox := _start_inbox(data_root / "mail")):

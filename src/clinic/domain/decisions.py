@@ -106,7 +106,7 @@ async def decide(booking: Booking) -> Booking:
         if code is not None and code is not RejectionCode.DATE_IN_PAST:
             # A redelivery may hold a slot its doctor can no longer give (deactivated).
             await slots.release(booking.id)
-        decided: Booking = booking.model_copy(update=changes)
+        decided: Booking = booking.model_copy(update={**changes, "revision": booking.revision + 1})
         return decided
     # Someone else decided first (a duplicate delivery, a cancellation): keep that.
     current = await bookings.get(booking.id)

@@ -11,6 +11,8 @@ from datetime import datetime
 from babel.dates import format_date, format_time
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
+from clinic.domain.calendar_invite import calendar_invite
+from clinic.domain.manage_tokens import manage_link
 from clinic.domain.scheduling import local_time
 from clinic.mail import Email
 from clinic.messages import BookingStatus, BookingStatusChanged, Language, RejectionCode
@@ -70,8 +72,14 @@ def local_when(moment: datetime, language: Language) -> str:
     return f"{day}, {hour} {local.tzname()} (UTC{offset[:3]}:{offset[3:]})"
 
 
-def compose_email(event: BookingStatusChanged, booking: Booking) -> Email:
-    """The email that tells the patient of ``booking`` about ``event``, in their language.
+MANAGED = {BookingStatus.PENDING, BookingStatus.CONFIRMED}
+"""The changes whose email carries the manage link: the booking can still be changed."""
+
+
+def compose_email(event: BookingStatusChanged, booking: Booking, minutes: int = 30) -> Email:
+    """The email that tells the patient of ``booking`` about ``event``, in their language,
+    with the manage link and, for a confirmation or a cancellation, a calendar invite
+    for an appointment ``minutes`` long.
 
     It starts with the clinic's words, not with the name typed in the booking: that
     text is anyone's, and must not make the clinic's email say what a stranger wants.
@@ -86,7 +94,9 @@ def compose_email(event: BookingStatusChanged, booking: Booking) -> Email:
         "reason": reason,
         "patient_name": booking.patient_name,
         "booking_id": event.booking_id,
+        "manage_link": manage_link(event.booking_id) if event.status in MANAGED else None,
     }
+    invite = calendar_invite(event, booking, minutes)
     return Email(
         to=booking.patient_email,
         subject=f"{SUBJECTS[language][event.status]}: {when}",
@@ -95,4 +105,6 @@ def compose_email(event: BookingStatusChanged, booking: Booking) -> Email:
         reference=f"{event.booking_id}.{event.status.value}",
         html=_templates.get_template(f"{language.value}/status.html").render(values),
         language=language.value,
+        calendar=invite.text if invite else "",
+        calendar_method=invite.method if invite else "",
     )

@@ -18,7 +18,7 @@ from clinic.mail.smtp import SmtpSender
 from clinic.messages import BookingStatusChanged
 from clinic.metrics import count_email
 from clinic.settings import settings
-from clinic.store import bookings, outbox
+from clinic.store import bookings, doctors, outbox
 from clinic.store.documents import MessageKind, OutboxRecord
 from clinic.tracing import span
 
@@ -64,6 +64,16 @@ async def claim_email(event: BookingStatusChanged) -> OutboxRecord | None:
     raise SendInProgress(f"email {record.id} is being sent by another delivery")
 
 
+DEFAULT_MINUTES = 30
+"""How long an appointment is in its invite when its doctor is gone from the clinic."""
+
+
+async def appointment_minutes(doctor_id: str | None) -> int:
+    """How long an appointment with this doctor is: the length of the doctor's slots."""
+    known = {doctor.id: doctor.slot_minutes for doctor in await doctors.recently()}
+    return known.get(doctor_id or "", DEFAULT_MINUTES)
+
+
 async def email_once(event: BookingStatusChanged, sender: EmailSender) -> bool:
     """Tell the patient, by email, what happened to their booking; False if it was told already.
 
@@ -81,7 +91,8 @@ async def email_once(event: BookingStatusChanged, sender: EmailSender) -> bool:
         async with asyncio.timeout(settings.email_send_timeout):
             # The status only: the span must name neither the patient nor their address.
             with span("email send", {"booking.status": event.status.value}):
-                await sender.send(compose_email(event, booking))
+                minutes = await appointment_minutes(event.doctor_id)
+                await sender.send(compose_email(event, booking, minutes))
     except Exception as failure:
         count_email("refused" if isinstance(failure, EmailRefused) else "failed")
         # Not delivered (or it timed out): give the record back so the retry sends at once.

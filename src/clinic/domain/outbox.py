@@ -107,6 +107,7 @@ def status_event(booking: Booking) -> BookingStatusChanged:
         reason=booking.reason,
         reason_code=booking.reason_code,
         occurred_at=booking.updated_at,
+        revision=booking.revision,
     )
 
 

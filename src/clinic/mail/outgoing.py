@@ -27,6 +27,9 @@ class Email:
     # language both are in (Content-Language).
     html: str = ""
     language: str = ""
+    # An iCalendar invite (RFC 5545), and its RFC 5546 method (REQUEST, CANCEL).
+    calendar: str = ""
+    calendar_method: str = ""
 
 
 class EmailRefused(Exception):  # noqa: N818 - it names what happened, not an error kind

@@ -65,6 +65,13 @@ class SmtpSender:
         message.set_content(email.body)
         if email.html:
             message.add_alternative(email.html, subtype="html")
+        if email.calendar:
+            # Both ways calendars look for it: an alternative part, which mail clients
+            # offer to add to the calendar, and a file for those that show attachments.
+            # As bytes, so its lines keep the CRLF endings RFC 5545 asks for.
+            invite, method = email.calendar.encode(), {"method": email.calendar_method}
+            message.add_alternative(invite, "text", "calendar", params=method)
+            message.add_attachment(invite, "text", "calendar", params=method, filename="invite.ics")
         # After the parts: setting content clears the Content-* headers.
         if email.language:
             message["Content-Language"] = email.language

@@ -82,7 +82,10 @@ async def _move_all(moves: list[Move]) -> list[bool | BaseException]:
     collection = Booking.get_pymongo_collection()
     result = await collection.bulk_write(
         [
-            UpdateOne({"_id": booking_id, "status": BookingStatus.PENDING}, {"$set": changes})
+            UpdateOne(
+                {"_id": booking_id, "status": BookingStatus.PENDING},
+                {"$set": changes, "$inc": {"revision": 1}},
+            )
             for booking_id, changes in moves
         ],
         ordered=False,
@@ -110,7 +113,8 @@ async def cancel(booking_id: str) -> bool:
                 "reason_code": None,
                 "updated_at": utcnow(),
                 "request_due_at": None,  # no worker is to decide it any more
-            }
+            },
+            "$inc": {"revision": 1},
         },
     )
     return bool(result.modified_count)

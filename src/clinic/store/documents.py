@@ -50,6 +50,9 @@ class Booking(Document):
     # The doctor's name when the booking was decided, for the patient's emails.
     doctor_name: str | None = None
     status: BookingStatus = BookingStatus.PENDING
+    # How many times the booking has changed: every move of its status adds one. Its
+    # announcements carry it, so a listener (a calendar) can tell an older one.
+    revision: int = 0
     # Which decision won, when workers raced: decisions are written in batches,
     # and a batch's result only counts its winners.
     decision_id: str | None = None

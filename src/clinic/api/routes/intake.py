@@ -92,8 +92,9 @@ IdempotencyKeyHeader = Annotated[
         200: {
             "model": NewBookingOut,
             "description": (
-                "A repeated request: the booking it made, with a new manage token that "
-                "replaces the one the lost answer carried."
+                "A repeated request: the booking it made, with its manage token (with "
+                "CLINIC_MANAGE_TOKEN_KEY unset, a new one that replaces the one the lost "
+                "answer carried)."
             ),
             "links": MANAGE_LINKS,
         },
@@ -148,10 +149,10 @@ async def book(
     if await backlog.too_long():
         raise busy(backlog.refresh * 5)
     booking_id = new_booking_id()
-    token, token_digest = new_manage_token()
     new = True
     if idempotency_key:
         booking_id, new = await _claimed_booking_id(idempotency_key, request, booking_id)
+    token, token_digest = new_manage_token(booking_id)
     if new and staff is None and (upcoming := await too_many_upcoming(request.patient_email)):
         if idempotency_key:
             await release_key(idempotency_key)  # so that a retry is checked again
@@ -172,8 +173,10 @@ async def book(
         earlier = await bookings.get(booking_id)
         if earlier is None:
             raise LookupError(f"booking {booking_id} was stored, then vanished")
-        # The key came again because the first answer, and its token, were lost.
-        await bookings.replace_manage_token(earlier.id, token_digest)
+        # The key came again because the first answer, and its token, were lost: a
+        # derived token is the same again, a random one replaces the first.
+        if earlier.manage_token_digest != token_digest:
+            await bookings.replace_manage_token(earlier.id, token_digest)
         response.status_code = status.HTTP_200_OK
         response.headers["Location"] = f"/booking/{earlier.id}"
         return NewBookingOut.opened_by(earlier, token)
