@@ -12,8 +12,11 @@ wrapped by ``tests.faulty_api``, ``tests.faulty_booking_worker`` and
   ``FAULT_MARKERS`` and hangs there, handling nothing more, so the test can
   SIGKILL it at exactly that moment. The points: ``before_request_publish``
   (API: stored, not yet published), ``before_status_publish`` (booking worker:
-  decision stored, not yet announced), ``mid_send`` (email claimed, not sent)
-  and ``after_handling`` (handled, not yet acknowledged);
+  decision stored, not yet announced), ``after_reminder_publish`` (the relay
+  announced a reminder, not yet marked it sent), ``mid_send`` (email claimed,
+  not sent) and ``after_handling`` (handled, not yet acknowledged);
+- ``FAULT_CLOCK_AHEAD``: seconds the booking worker's outbox relay runs ahead of
+  the real time, so a reminder a day away falls due now;
 - ``BuggyClinic``: a handler bug that always raises, for one patient name;
 - ``LoseAnswers``: every ``FAULT_LOSE_EVERY``-th answer to ``POST /book`` reaches the
   client as a 503 although the booking was stored, as when a proxy times out.
@@ -23,11 +26,13 @@ import asyncio
 import itertools
 import json
 import os
+from datetime import datetime, timedelta
 from typing import Any, NoReturn
 
 from faststream import BaseMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from clinic.clock import utcnow
 from clinic.domain.confirmation import SimulatedConfirmation
 from clinic.mail import Email
 from clinic.messaging.topology import BOOKING_REQUESTS, NOTIFICATIONS
@@ -37,6 +42,7 @@ CRASH_POINT = os.environ.get("FAULT_CRASH_POINT", "")
 MAILBOX = os.environ.get("FAULT_MAILBOX", "mailbox.jsonl")
 MARKERS = os.environ.get("FAULT_MARKERS", "markers.txt")
 CRASH_AFTER = int(os.environ.get("FAULT_CRASH_AFTER", "1"))
+CLOCK_AHEAD = timedelta(seconds=float(os.environ.get("FAULT_CLOCK_AHEAD", "0")))
 LOSE_EVERY = int(os.environ.get("FAULT_LOSE_EVERY", "0"))
 """Crash at the point the n-th time it is reached (the first time by default)."""
 BUGGY_NAME = "Bug Trigger"
@@ -71,6 +77,11 @@ class MailboxFile:
             mailbox.write(line + "\n")
 
 
+def clock_ahead() -> datetime:
+    """The outbox relay's clock in the faulty booking worker: ``FAULT_CLOCK_AHEAD`` ahead."""
+    return utcnow() + CLOCK_AHEAD
+
+
 class BuggyClinic(SimulatedConfirmation):
     """The clinic's confirmation with a bug: it always raises for one patient's bookings."""
 
@@ -95,7 +106,10 @@ class CrashPoints(BaseMiddleware):
             await reach("before_status_publish", str(cmd.correlation_id))
         elif cmd.destination == BOOKING_REQUESTS.name:
             await reach("before_request_publish", str(cmd.correlation_id))
-        return await call_next(cmd)
+        result = await call_next(cmd)
+        if ":reminder-" in str(cmd.message_options.get("message_id", "")):
+            await reach("after_reminder_publish", str(cmd.correlation_id))
+        return result
 
 
 class LoseAnswers:

@@ -83,13 +83,15 @@ async def settled(rabbitmqctl: Callable[..., str]) -> bool:
 
     A worker publishes what follows from a message before it acks it, and the relay
     sends only unsent records: once this holds, no decision or email is on its way.
+    A reminder still to fall due is not on its way yet.
     """
     depths = await asyncio.to_thread(queue_depths, rabbitmqctl)
     if any(depths.get(name, 0) for name in WORK_QUEUES):
         return False
     if await Booking.find({"request_due_at": {"$ne": None}, "status": "pending"}).count():
         return False
-    return await OutboxRecord.find({"due_at": {"$ne": None}}).count() == 0
+    waiting = {"due_at": {"$ne": None}, "recorded_at": {"$not": {"$gt": utcnow()}}}
+    return await OutboxRecord.find(waiting).count() == 0
 
 
 async def wait_until_settled(rabbitmqctl: Callable[..., str], within: float = 30.0) -> None:

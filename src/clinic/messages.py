@@ -5,8 +5,9 @@ Field names are camelCase on the wire, as in the original system's JSON.
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Discriminator, Field, Tag
 from pydantic.alias_generators import to_camel
 
 
@@ -56,6 +57,9 @@ class BookingStatusChanged(WireMessage):
     needs the patient's contact details reads them from the booking.
     """
 
+    event: Literal["status_changed"] = Field(
+        "status_changed", description="What happened: the events of the fanout exchange differ."
+    )
     booking_id: str
     status: BookingStatus
     date: AwareDatetime = Field(description="The appointment time (UTC).")
@@ -71,3 +75,37 @@ class BookingStatusChanged(WireMessage):
             "the same booking has a higher one."
         ),
     )
+
+
+class AppointmentReminderDue(WireMessage):
+    """Event: a confirmed appointment is ``CLINIC_REMINDER_BEFORE`` away, and the patient is
+    to be reminded of it; fanned out like every status change.
+
+    Announced by the outbox relay at most once per revision of the booking that stays
+    confirmed; never for a cancelled or moved one. It names no patient either.
+    """
+
+    event: Literal["reminder_due"] = Field("reminder_due", description="What happened.")
+    booking_id: str
+    date: AwareDatetime = Field(description="The appointment time (UTC).")
+    doctor_id: str | None = Field(None, description="The doctor the appointment is with.")
+    doctor_name: str | None = None
+    revision: int = Field(description="The booking's revision the reminder is for.")
+    occurred_at: datetime
+
+
+def _event_kind(event: object) -> str:
+    # Events from before the field existed are status changes.
+    if isinstance(event, dict):
+        return str(event.get("event", "status_changed"))
+    return str(getattr(event, "event", "status_changed"))
+
+
+BookingEvent = Annotated[
+    Annotated[BookingStatusChanged, Tag("status_changed")]
+    | Annotated[AppointmentReminderDue, Tag("reminder_due")],
+    Discriminator(_event_kind),
+]
+"""Any event of the fanout exchange, told apart by its ``event`` field."""
+PatientEvent = BookingStatusChanged | AppointmentReminderDue
+"""What a patient is emailed about: a change of their booking, or a reminder of it."""

@@ -1,6 +1,7 @@
 """The one place configuration is read: environment variables prefixed ``CLINIC_``."""
 
 from collections.abc import Mapping
+from datetime import timedelta
 from email.utils import parseaddr
 from functools import cache
 from ipaddress import IPv4Network, IPv6Network, ip_network
@@ -145,6 +146,15 @@ class Settings(BaseSettings):
             "workers need the same one. Empty: tokens are random and emails carry no link."
         ),
     )
+    reminder_before: timedelta = Field(
+        timedelta(hours=24),
+        gt=timedelta(0),
+        description=(
+            "How long before a confirmed appointment the patient is reminded by email: "
+            "seconds (86400) or an ISO 8601 duration (PT24H). A booking made closer to "
+            "its appointment than this gets no separate reminder."
+        ),
+    )
     queue_type: Literal["classic", "quorum"] = Field(
         "classic",
         description="RabbitMQ queue type of the work, retry and parking queues (quorum: clusters).",
@@ -286,6 +296,14 @@ class Settings(BaseSettings):
             raise ValueError("CLINIC_SMTP_URL must be smtp://[user:password@]host[:port]")
         if parts.query not in {"", "tls=off"} or (parts.query and parts.scheme == "smtps"):
             raise ValueError("CLINIC_SMTP_URL takes only ?tls=off, and only with smtp://")
+        return value
+
+    @field_validator("reminder_before", mode="before")
+    @classmethod
+    def _seconds_or_duration(cls, value: object) -> object:
+        # A plain number is seconds, as every other duration here.
+        if isinstance(value, str) and value.strip().replace(".", "", 1).isdigit():
+            return float(value)
         return value
 
     @field_validator("public_url")

@@ -15,17 +15,25 @@ from clinic.domain.calendar_invite import calendar_invite
 from clinic.domain.manage_tokens import manage_link
 from clinic.domain.scheduling import local_time
 from clinic.mail import Email
-from clinic.messages import BookingStatus, BookingStatusChanged, Language, RejectionCode
+from clinic.messages import (
+    BookingStatus,
+    BookingStatusChanged,
+    Language,
+    PatientEvent,
+    RejectionCode,
+)
 from clinic.store.documents import Booking
 
-SUBJECTS = {
+SUBJECTS: dict[Language, dict[str, str]] = {
     Language.ES: {
+        "reminder": "Recordatorio de su cita",
         BookingStatus.PENDING: "Hemos recibido su solicitud de cita",
         BookingStatus.CONFIRMED: "Su cita está confirmada",
         BookingStatus.REJECTED: "No hemos podido reservar su cita",
         BookingStatus.CANCELLED: "Su cita está cancelada",
     },
     Language.EN: {
+        "reminder": "A reminder of your appointment",
         BookingStatus.PENDING: "We received your appointment request",
         BookingStatus.CONFIRMED: "Your appointment is confirmed",
         BookingStatus.REJECTED: "Your appointment request could not be booked",
@@ -72,37 +80,42 @@ def local_when(moment: datetime, language: Language) -> str:
     return f"{day}, {hour} {local.tzname()} (UTC{offset[:3]}:{offset[3:]})"
 
 
-MANAGED = {BookingStatus.PENDING, BookingStatus.CONFIRMED}
-"""The changes whose email carries the manage link: the booking can still be changed."""
+MANAGED = {"reminder", BookingStatus.PENDING, BookingStatus.CONFIRMED}
+"""The emails that carry the manage link: the booking can still be changed."""
 
 
-def compose_email(event: BookingStatusChanged, booking: Booking, minutes: int = 30) -> Email:
-    """The email that tells the patient of ``booking`` about ``event``, in their language,
-    with the manage link and, for a confirmation or a cancellation, a calendar invite
-    for an appointment ``minutes`` long.
+def compose_email(event: PatientEvent, booking: Booking, minutes: int = 30) -> Email:
+    """The email that tells the patient of ``booking`` about ``event``, or reminds them of
+    the appointment, in their language, with the manage link and, for a confirmation or
+    a cancellation, a calendar invite for an appointment ``minutes`` long.
 
     It starts with the clinic's words, not with the name typed in the booking: that
     text is anyone's, and must not make the clinic's email say what a stranger wants.
     """
     language = booking.language
     when = local_when(event.date, language)
-    reason = REASONS[language].get(event.reason_code) if event.reason_code else event.reason
+    if isinstance(event, BookingStatusChanged):
+        kind, invite = event.status.value, calendar_invite(event, booking, minutes)
+        code, reason = event.reason_code, event.reason
+    else:  # a reminder: the invite came with the confirmation
+        kind, invite, code, reason = "reminder", None, None, None
+    # What the email is about, for its Message-ID: one per status, one per reminder.
+    what = f"reminder-{event.revision}" if kind == "reminder" else kind
     values = {
-        "status": event.status.value,
+        "status": kind,
         "when": when,
         "doctor": event.doctor_name,
-        "reason": reason,
+        "reason": REASONS[language].get(code) if code else reason,
         "patient_name": booking.patient_name,
         "booking_id": event.booking_id,
-        "manage_link": manage_link(event.booking_id) if event.status in MANAGED else None,
+        "manage_link": manage_link(event.booking_id) if kind in MANAGED else None,
     }
-    invite = calendar_invite(event, booking, minutes)
     return Email(
         to=booking.patient_email,
-        subject=f"{SUBJECTS[language][event.status]}: {when}",
+        subject=f"{SUBJECTS[language][kind]}: {when}",
         body=_templates.get_template(f"{language.value}/status.txt").render(values),
         booking_id=event.booking_id,
-        reference=f"{event.booking_id}.{event.status.value}",
+        reference=f"{event.booking_id}.{what}",
         html=_templates.get_template(f"{language.value}/status.html").render(values),
         language=language.value,
         calendar=invite.text if invite else "",

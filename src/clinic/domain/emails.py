@@ -1,9 +1,10 @@
 """Emails to patients: what they say, who sends them, and that each is sent once.
 
-Before sending, the notification worker records ``email:<booking>:<status>`` in
-the outbox; the unique id lets exactly one delivery of the event win. The record
-is marked sent once the email left, so a redelivery (after a crash before the
-ack, or a duplicated event) finds it sent and sends nothing. A record whose send
+Before sending, the notification worker records ``email:<booking>:<status>``
+(a reminder: ``email:<booking>:reminder-<revision>``) in the outbox; the unique
+id lets exactly one delivery of the event win. The record is marked sent once
+the email left, so a redelivery (after a crash before the ack, or a duplicated
+event) finds it sent and sends nothing. A record whose send
 never finished (the worker died mid-send) is taken over once
 ``CLINIC_EMAIL_SEND_TIMEOUT`` has passed, so the email is retried, not forgotten.
 """
@@ -12,10 +13,12 @@ import asyncio
 import logging
 from functools import cache
 
+from clinic.clock import utcnow
 from clinic.domain.email_content import compose_email
+from clinic.domain.reminders import still_reminded
 from clinic.mail import EmailRefused, EmailSender, LogEmailSender
 from clinic.mail.smtp import SmtpSender
-from clinic.messages import BookingStatusChanged
+from clinic.messages import AppointmentReminderDue, BookingStatusChanged, PatientEvent
 from clinic.metrics import count_email
 from clinic.settings import settings
 from clinic.store import bookings, doctors, outbox
@@ -43,14 +46,22 @@ class SendInProgress(Exception):  # noqa: N818 - it names the situation, not an 
     """Another delivery of the same event is sending this email right now; retry later."""
 
 
-async def claim_email(event: BookingStatusChanged) -> OutboxRecord | None:
+def email_record(event: PatientEvent, lease: float) -> OutboxRecord:
+    """The outbox record of ``event``'s email, unsent, leased for ``lease`` seconds."""
+    if isinstance(event, AppointmentReminderDue):
+        what = f"reminder-{event.revision}"
+        return outbox.new_record(MessageKind.EMAIL, event.booking_id, None, lease, what)
+    return outbox.new_record(MessageKind.EMAIL, event.booking_id, event.status, lease)
+
+
+async def claim_email(event: PatientEvent) -> OutboxRecord | None:
     """Record that ``event``'s email is being sent, here; None if it was sent already.
 
     Raises ``SendInProgress`` while another worker's send is still within its
     timeout; after that the record is stale and taken over here.
     """
     lease = settings.email_send_timeout
-    record = outbox.new_record(MessageKind.EMAIL, event.booking_id, event.status, lease)
+    record = email_record(event, lease)
     if await outbox.add(record):
         return record
     if (taken_over := await outbox.take_over(record.id, lease)) is not None:
@@ -74,8 +85,9 @@ async def appointment_minutes(doctor_id: str | None) -> int:
     return known.get(doctor_id or "", DEFAULT_MINUTES)
 
 
-async def email_once(event: BookingStatusChanged, sender: EmailSender) -> bool:
-    """Tell the patient, by email, what happened to their booking; False if it was told already.
+async def email_once(event: PatientEvent, sender: EmailSender) -> bool:
+    """Tell the patient, by email, what happened to their booking, or remind them of it;
+    False if they were told already, or the reminder no longer stands.
 
     The address is read from the booking, not the event; a booking whose patient's
     data was erased gets no email.
@@ -84,13 +96,19 @@ async def email_once(event: BookingStatusChanged, sender: EmailSender) -> bool:
     if booking is None or not booking.patient_email:
         log.info("no address to email (erased)", extra={"booking_id": event.booking_id})
         return False
+    if isinstance(event, AppointmentReminderDue) and not still_reminded(
+        booking, event.revision, utcnow()
+    ):
+        # Cancelled or moved since the reminder was announced.
+        log.info("reminder dropped: the booking changed", extra={"booking_id": booking.id})
+        return False
     record = await claim_email(event)
     if record is None:
         return False
     try:
         async with asyncio.timeout(settings.email_send_timeout):
             # The status only: the span must name neither the patient nor their address.
-            with span("email send", {"booking.status": event.status.value}):
+            with span("email send", {"booking.status": _what(event)}):
                 minutes = await appointment_minutes(event.doctor_id)
                 await sender.send(compose_email(event, booking, minutes))
     except Exception as failure:
@@ -101,3 +119,7 @@ async def email_once(event: BookingStatusChanged, sender: EmailSender) -> bool:
     count_email("sent")
     await outbox.mark_sent(record.id)
     return True
+
+
+def _what(event: PatientEvent) -> str:
+    return event.status.value if isinstance(event, BookingStatusChanged) else "reminder"

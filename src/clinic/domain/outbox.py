@@ -18,21 +18,27 @@ change that calls for it, so no crash can leave the change without it:
   request does not announce the decision again.
 - **An email:** the notification worker's record ``email:<booking>:<status>``
   (see ``clinic.domain.emails``).
+- **A reminder:** ``reminder:<booking>:<revision>``, recorded with the
+  confirmation and due when the reminder is (see ``clinic.domain.reminders``).
 
 Every booking-worker process runs the relay. It leases each request and status
 change still due after ``CLINIC_OUTBOX_GRACE`` and sends it from the booking as
 it is now: a request only while the booking is pending and the broker never
 confirmed it, a status change only while the booking still has that status;
-anything else is settled or dropped. Sending twice is harmless: deciding is
-idempotent, and a status change keeps its message id.
+a reminder only while it still stands; anything else is settled or dropped.
+Sending twice is harmless: deciding is idempotent, and a status change or a
+reminder keeps its message id. The relay reads the time from a clock it is
+given, so a test can run it a day ahead.
 """
 
 import asyncio
 import logging
+from collections.abc import Callable
 from contextlib import suppress
 from datetime import datetime, timedelta
 
 from clinic.clock import utcnow
+from clinic.domain.reminders import send_reminder
 from clinic.messages import BookingStatus, BookingStatusChanged
 from clinic.messaging.broker import Publishers
 from clinic.redaction import error_summary
@@ -47,8 +53,10 @@ RELAY_BATCH = 500
 """Most records one relay scan sends, so a backlog never starves the shutdown."""
 UNSENT_SCAN = 1000
 """Most unsent records read to find the oldest, so a scrape stays cheap in an outage."""
-RELAYED = [MessageKind.STATUS]
+RELAYED = [MessageKind.STATUS, MessageKind.REMINDER]
 """The outbox records the relay sends; an email is sent again by its event's redelivery."""
+Clock = Callable[[], datetime]
+"""What tells the relay the time: ``utcnow``, or a test's clock a day ahead."""
 
 
 def request_due() -> datetime:
@@ -59,7 +67,8 @@ def request_due() -> datetime:
 async def oldest_unsent_age() -> float:
     """Seconds since the oldest message still to leave the clinic was recorded; 0 if none.
 
-    A booking's request counts until a worker decides it or the relay settles it.
+    A booking's request counts until a worker decides it or the relay settles it; a
+    reminder from when it falls due (its ``recorded_at``), so a scheduled one is never late.
     """
     recorded = [
         await bookings.oldest_unsettled_request(UNSENT_SCAN),
@@ -169,21 +178,26 @@ async def _send_status(publishers: Publishers, record: OutboxRecord) -> bool:
     return True
 
 
-async def relay_once(publishers: Publishers) -> int:
-    """Send the overdue requests and status changes (up to a batch of each); how many."""
+async def relay_once(publishers: Publishers, clock: Clock = utcnow) -> int:
+    """Send the overdue requests, status changes and due reminders (up to a batch of each);
+    how many."""
     sent = 0
     for _ in range(RELAY_BATCH):
         if (booking := await bookings.lease_due_request(settings.outbox_grace)) is None:
             break
         sent += await _send_request(publishers, booking)
     for _ in range(RELAY_BATCH):
-        if (record := await outbox.lease_due(RELAYED, settings.outbox_grace)) is None:
+        now = clock()
+        if (record := await outbox.lease_due(RELAYED, settings.outbox_grace, now)) is None:
             break
-        sent += await _send_status(publishers, record)
+        if record.kind is MessageKind.REMINDER:
+            sent += await send_reminder(publishers, record, now)
+        else:
+            sent += await _send_status(publishers, record)
     return sent
 
 
-async def run_relay(publishers: Publishers, stop: asyncio.Event) -> None:
+async def run_relay(publishers: Publishers, stop: asyncio.Event, clock: Clock = utcnow) -> None:
     """Scan for overdue records every ``CLINIC_OUTBOX_INTERVAL`` seconds until ``stop``.
 
     A broker or database outage is logged when it starts and when it ends, not on
@@ -193,7 +207,7 @@ async def run_relay(publishers: Publishers, stop: asyncio.Event) -> None:
     failure: Exception | None = None
     while not stop.is_set():
         try:
-            sent = await relay_once(publishers)
+            sent = await relay_once(publishers, clock)
         except Exception as exc:  # noqa: BLE001 - an outage pauses the relay, never stops it
             if failure is None:
                 log.warning(

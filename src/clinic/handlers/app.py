@@ -17,6 +17,7 @@ from faststream.rabbit import RabbitRouter
 from faststream.specification import AsyncAPI
 
 from clinic import __version__
+from clinic.clock import utcnow
 from clinic.domain.outbox import run_relay
 from clinic.domain.retention import run_retention
 from clinic.handlers.probes import serving_probes
@@ -85,7 +86,10 @@ def _run_in_background(app: FastStream, publishers: Publishers) -> None:
     @app.after_startup
     async def start_relay() -> None:
         stop.clear()
-        tasks.append(asyncio.create_task(run_relay(publishers, stop), name="outbox relay"))
+        # The relay's clock: the real one, unless a test put one a day ahead in the context.
+        clock = app.broker.context.get("clock", utcnow) if app.broker else utcnow
+        relay = run_relay(publishers, stop, clock)
+        tasks.append(asyncio.create_task(relay, name="outbox relay"))
         tasks.append(asyncio.create_task(run_retention(stop), name="retention"))
 
     # Before the broker closes, so a send in progress can finish.

@@ -11,6 +11,7 @@ from faststream.rabbit import RabbitMessage, RabbitRouter
 from clinic.domain.confirmation import ClinicConfirmation, clinic_confirmation
 from clinic.domain.decisions import decide, give_up
 from clinic.domain.outbox import announce_once
+from clinic.domain.reminders import schedule_reminder
 from clinic.handlers.app import worker_app
 from clinic.messages import BookAppointment, BookingStatus
 from clinic.messaging.broker import Publishers, worker_channel
@@ -33,8 +34,10 @@ async def process_booking(
         if booking.status is BookingStatus.PENDING:
             await clinic.review(booking)
             booking = await decide(booking)
-        # Announced before the ack: a crash redelivers the request, which announces it.
+        # Recorded and announced before the ack: a crash redelivers the request, which
+        # records the reminder (once: its id is taken) and announces the decision.
         if booking.status is not BookingStatus.PENDING:
+            await schedule_reminder(booking)
             await announce_once(publishers, booking)
     except NeverSucceeds:
         raise
@@ -56,8 +59,9 @@ def booking_router() -> RabbitRouter:
         title="booking_requests:consume",
         description=(
             "Simulates the clinic's confirmation (a random delay), then confirms the booking "
-            "or rejects it with a reason, stores the outcome and announces it on "
-            "booking_notifications. Failures are retried through booking_retry."
+            "or rejects it with a reason, stores the outcome, schedules the reminder of a "
+            "confirmed appointment, and announces the outcome on booking_notifications. "
+            "Failures are retried through booking_retry."
         ),
     )(process_booking)
     return router

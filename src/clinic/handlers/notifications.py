@@ -12,7 +12,7 @@ from faststream.rabbit import RabbitRouter
 from clinic.domain.emails import default_email_sender, email_once
 from clinic.handlers.app import worker_app
 from clinic.mail import EmailRefused, EmailSender
-from clinic.messages import BookingStatusChanged
+from clinic.messages import BookingEvent
 from clinic.messaging.broker import worker_channel
 from clinic.messaging.retries import NeverSucceeds
 from clinic.messaging.topology import EMAIL_NOTIFICATIONS, NOTIFICATIONS
@@ -22,8 +22,9 @@ log = logging.getLogger("clinic.notifications")
 Sender = Annotated[EmailSender, Depends(default_email_sender)]
 
 
-async def email_patient(event: BookingStatusChanged, sender: Sender) -> None:
-    """Tell the patient, by email, what happened to their booking: once, not twice.
+async def email_patient(event: BookingEvent, sender: Sender) -> None:
+    """Tell the patient, by email, what happened to their booking, or remind them of the
+    appointment: once, not twice.
 
     An email the mail server refuses for good is parked at once, with the server's
     reply code, for staff to look into; any other failure is retried.
@@ -47,7 +48,8 @@ def notifications_router() -> RabbitRouter:
         title="email_notifications:consume",
         description=(
             "Emails the patient the booking's new status and appointment time, once per "
-            "status: each email is recorded in the outbox first. Failed sends are retried "
+            "status, and each reminder that is due, unless the booking changed since: each "
+            "email is recorded in the outbox first. Failed sends are retried "
             "through email_retry; an email the mail server refuses for good is parked."
         ),
     )(email_patient)

@@ -12,7 +12,12 @@ from typing import Any
 from faststream.rabbit import Channel, RabbitBroker
 from faststream.rabbit.publisher import RabbitPublisher
 
-from clinic.messages import BookAppointment, BookingStatusChanged
+from clinic.messages import (
+    AppointmentReminderDue,
+    BookAppointment,
+    BookingEvent,
+    BookingStatusChanged,
+)
 from clinic.messaging.message_metrics import MessageMetrics
 from clinic.messaging.topology import BOOKING_REQUESTS, NOTIFICATIONS, PARKED
 from clinic.settings import settings
@@ -67,9 +72,13 @@ class Publishers:
             status_changes=broker.publisher(
                 exchange=NOTIFICATIONS,
                 persist=True,
-                schema=BookingStatusChanged,
+                schema=BookingEvent,
                 title="booking_notifications:publish",
-                description="Every booking status change, fanned out to all notification services.",
+                description=(
+                    "Every booking status change, and every appointment reminder falling due "
+                    "(AppointmentReminderDue, told apart by the event field), fanned out to "
+                    "all notification services."
+                ),
             ),
             parked=broker.publisher(
                 PARKED,
@@ -92,13 +101,17 @@ class Publishers:
                 message_id=booking_id,
             )
 
-    async def announce(self, event: BookingStatusChanged) -> None:
-        """Fan a status change out; its message id names the change, so copies can be told apart."""
+    async def announce(self, event: BookingStatusChanged | AppointmentReminderDue) -> None:
+        """Fan an event out; its message id names the change (or the reminder), so copies
+        can be told apart."""
+        what = (
+            event.status.value
+            if isinstance(event, BookingStatusChanged)
+            else f"reminder-{event.revision}"
+        )
         async with asyncio.timeout(settings.publish_timeout):
             await self.status_changes.publish(
-                event,
-                correlation_id=event.booking_id,
-                message_id=f"{event.booking_id}:{event.status.value}",
+                event, correlation_id=event.booking_id, message_id=f"{event.booking_id}:{what}"
             )
 
     async def park(self, body: bytes, **properties: Any) -> None:

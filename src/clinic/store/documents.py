@@ -111,7 +111,9 @@ class MessageKind(StrEnum):
     STATUS = "status"
     """A status change, for the fanout exchange."""
     EMAIL = "email"
-    """The email of a status change, to the patient."""
+    """The email of a status change or a reminder, to the patient."""
+    REMINDER = "reminder"
+    """A reminder of a confirmed appointment, for the fanout exchange when it is due."""
 
 
 SENT_RECORD_TTL = 7 * 24 * 3600
@@ -123,9 +125,11 @@ DUE = "due"
 class OutboxRecord(Document):
     """One message that must leave the clinic, and whether it has.
 
-    Its id names the message: ``request:<booking>``, ``status:<booking>:<status>``
-    or ``email:<booking>:<status>``. While the message has not left, ``due_at``
-    says when it is to be sent again if nobody has (see ``clinic.domain.outbox``).
+    Its id names the message: ``request:<booking>``, ``status:<booking>:<status>``,
+    ``reminder:<booking>:<revision>``, ``email:<booking>:<status>`` or
+    ``email:<booking>:reminder-<revision>``. While the message has not left,
+    ``due_at`` says when it is to be sent (again, if nobody has): see
+    ``clinic.domain.outbox``; a reminder's is when it falls due.
     Once it has, ``due_at`` is gone and ``sent_at`` is set, so that a copy of the
     message is recognised. A booking request is recorded here only once it has
     left: until then its record is the booking's ``request_due_at``.
@@ -135,10 +139,13 @@ class OutboxRecord(Document):
     kind: MessageKind
     booking_id: str
     status: BookingStatus | None = None
+    # The booking's revision a reminder is for: a booking changed since gets none.
+    revision: int | None = None
     due_at: datetime | None = None
     sent_at: datetime | None = None
     attempts: int = 1
-    # When the message was first recorded: how long it has waited, however often leased.
+    # When the message was first recorded (a reminder: when it fell due): how long it
+    # has waited, however often leased.
     recorded_at: datetime = Field(default_factory=utcnow)
 
     class Settings:

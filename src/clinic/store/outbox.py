@@ -23,25 +23,44 @@ def _later(seconds: float) -> datetime:
     return utcnow() + timedelta(milliseconds=round(seconds * 1000))
 
 
-def record_id(kind: MessageKind, booking_id: str, status: BookingStatus | None = None) -> str:
-    """The id of the record of one message: its kind, its booking and, but for requests, status."""
-    return f"{kind.value}:{booking_id}" if status is None else f"{kind.value}:{booking_id}:{status}"
+def record_id(kind: MessageKind, booking_id: str, what: str | None = None) -> str:
+    """The id of the record of one message: its kind, its booking and, but for requests,
+    which of the booking's messages it is (a status, a reminder's revision)."""
+    return f"{kind.value}:{booking_id}" if what is None else f"{kind.value}:{booking_id}:{what}"
 
 
 def new_record(
-    kind: MessageKind, booking_id: str, status: BookingStatus | None, leave_within: float | None
+    kind: MessageKind,
+    booking_id: str,
+    status: BookingStatus | None,
+    leave_within: float | None,
+    what: str | None = None,
 ) -> OutboxRecord:
     """A record of a message that is due to be sent again ``leave_within`` seconds from now.
 
     With ``leave_within=None`` the record is of a message that has left already.
+    ``what`` names the message when its status does not (a reminder's email).
     """
     return OutboxRecord(
-        id=record_id(kind, booking_id, status),
+        id=record_id(kind, booking_id, what or status),
         kind=kind,
         booking_id=booking_id,
         status=status,
         due_at=None if leave_within is None else _later(leave_within),
         sent_at=utcnow() if leave_within is None else None,
+    )
+
+
+def reminder_record(booking_id: str, revision: int, due_at: datetime) -> OutboxRecord:
+    """The record of the reminder of a booking's revision, to be announced at ``due_at``."""
+    return OutboxRecord(
+        id=record_id(MessageKind.REMINDER, booking_id, str(revision)),
+        kind=MessageKind.REMINDER,
+        booking_id=booking_id,
+        revision=revision,
+        due_at=due_at,
+        # It waits from when it falls due, not from when it was scheduled.
+        recorded_at=due_at,
     )
 
 
@@ -79,16 +98,22 @@ async def delete(record_id: str) -> None:
     await OutboxRecord.get_pymongo_collection().delete_one({"_id": record_id})
 
 
-async def lease_due(kinds: list[MessageKind], lease: float) -> OutboxRecord | None:
-    """The oldest overdue record of these kinds, due again ``lease`` seconds from now.
+async def lease_due(
+    kinds: list[MessageKind], lease: float, now: datetime | None = None
+) -> OutboxRecord | None:
+    """The oldest record of these kinds due by ``now``, due again ``lease`` seconds later.
 
     The lease keeps other relays off it while this one sends it; if this one dies,
     the record is overdue again when the lease ends.
     """
+    now = now or utcnow()
     raw = await OutboxRecord.get_pymongo_collection().find_one_and_update(
         # The $type repeats the partial index's filter, so the index may serve it.
-        {"due_at": {"$type": "date", "$lte": utcnow()}, "kind": {"$in": [k.value for k in kinds]}},
-        {"$set": {"due_at": _later(lease)}, "$inc": {"attempts": 1}},
+        {"due_at": {"$type": "date", "$lte": now}, "kind": {"$in": [k.value for k in kinds]}},
+        {
+            "$set": {"due_at": now + timedelta(milliseconds=round(lease * 1000))},
+            "$inc": {"attempts": 1},
+        },
         sort=[("due_at", ASCENDING)],
         return_document=ReturnDocument.AFTER,
         hint=DUE,
