@@ -18,6 +18,8 @@ class BookingStatus(StrEnum):
     CONFIRMED = "confirmed"
     REJECTED = "rejected"
     CANCELLED = "cancelled"
+    NO_SHOW = "no_show"
+    """The patient did not come to the confirmed appointment (marked by staff)."""
 
 
 class Language(StrEnum):

@@ -10,7 +10,7 @@ methods and statuses, queue names and small fixed sets of outcomes, so the
 number of series stays small whatever the traffic.
 """
 
-from typing import Literal
+from typing import Literal, get_args
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -26,7 +26,7 @@ UNMATCHED_ROUTE = "unmatched"
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 """HTTP methods counted by name; any other is counted as ``other``."""
 
-Outcome = Literal["received", "confirmed", "rejected", "cancelled"]
+Outcome = Literal["received", "confirmed", "rejected", "cancelled", "no_show"]
 EmailResult = Literal["sent", "failed", "refused"]
 ParkReason = Literal["invalid", "hopeless", "out_of_retries"]
 
@@ -43,7 +43,8 @@ HTTP_DURATION = Histogram(
 )
 BOOKINGS = Counter(
     "clinic_bookings",
-    "Bookings by outcome: received (stored, 202), confirmed, rejected, cancelled. "
+    "Bookings by outcome: received (stored, 202), confirmed, rejected, cancelled, "
+    "no_show (marked by staff). "
     "Each booking counts once per outcome, however often its messages are delivered.",
     ["outcome"],
 )
@@ -79,7 +80,7 @@ PENDING_BOOKINGS = Gauge(
 )
 
 # Every fixed label value shows from the start, so a rate over it is defined at once.
-for _outcome in ("received", "confirmed", "rejected", "cancelled"):
+for _outcome in get_args(Outcome):
     BOOKINGS.labels(_outcome)
 for _result in ("sent", "failed"):
     EMAILS.labels(_result)

@@ -155,6 +155,15 @@ class Settings(BaseSettings):
             "its appointment than this gets no separate reminder."
         ),
     )
+    min_notice: timedelta = Field(
+        timedelta(hours=24),
+        ge=timedelta(0),
+        description=(
+            "How long before the appointment a patient may still cancel or move it with "
+            "the manage token (seconds or an ISO 8601 duration; 0: until it begins). "
+            "Staff are not limited by it."
+        ),
+    )
     queue_type: Literal["classic", "quorum"] = Field(
         "classic",
         description="RabbitMQ queue type of the work, retry and parking queues (quorum: clusters).",
@@ -298,7 +307,7 @@ class Settings(BaseSettings):
             raise ValueError("CLINIC_SMTP_URL takes only ?tls=off, and only with smtp://")
         return value
 
-    @field_validator("reminder_before", mode="before")
+    @field_validator("reminder_before", "min_notice", mode="before")
     @classmethod
     def _seconds_or_duration(cls, value: object) -> object:
         # A plain number is seconds, as every other duration here.

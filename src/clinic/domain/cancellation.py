@@ -2,17 +2,32 @@
 
 import logging
 
+from clinic.clock import utcnow
 from clinic.domain.outbox import record_status
 from clinic.messages import BookingStatus
 from clinic.metrics import count_booking
+from clinic.settings import settings
 from clinic.store import bookings, slots
 from clinic.store.documents import Booking
 
 log = logging.getLogger("clinic.booking")
 
+UNCANCELLABLE = {BookingStatus.REJECTED, BookingStatus.NO_SHOW}
+"""What a booking cannot be cancelled from: it holds no appointment to give up."""
+
+
+def within_notice(booking: Booking) -> bool:
+    """Whether the appointment is too close for the patient to change it themselves
+    (``CLINIC_MIN_NOTICE``): the clinic may not fill the time any more, so they call."""
+    return booking.date - utcnow() < settings.min_notice
+
 
 class CannotCancel(Exception):  # noqa: N818 - it names the situation, not an error kind
-    """The booking was rejected: there is nothing to cancel."""
+    """The booking was rejected, or its appointment missed: there is nothing to cancel."""
+
+    def __init__(self, booking: Booking) -> None:
+        super().__init__(booking.id)
+        self.status = booking.status
 
 
 async def cancel(booking_id: str) -> tuple[Booking | None, bool]:
@@ -28,8 +43,8 @@ async def cancel(booking_id: str) -> tuple[Booking | None, bool]:
     cancelled = await bookings.cancel(booking_id)
     current = await bookings.get(booking_id)
     if not cancelled:
-        if current is not None and current.status is BookingStatus.REJECTED:
-            raise CannotCancel(booking_id)
+        if current is not None and current.status in UNCANCELLABLE:
+            raise CannotCancel(current)
         return current, False
     await slots.release(booking_id)
     log.info("booking %s cancelled", booking_id, extra={"booking_id": booking_id})

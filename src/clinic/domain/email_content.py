@@ -40,6 +40,13 @@ SUBJECTS: dict[Language, dict[str, str]] = {
         BookingStatus.CANCELLED: "Your appointment is cancelled",
     },
 }
+EMAILED = [
+    BookingStatus.PENDING,
+    BookingStatus.CONFIRMED,
+    BookingStatus.REJECTED,
+    BookingStatus.CANCELLED,
+]
+"""The changes the patient is written to about; a no-show is the clinic's own record."""
 REASONS = {
     Language.ES: {
         RejectionCode.DATE_IN_PAST: "la fecha ya ha pasado",

@@ -14,7 +14,7 @@ import logging
 from functools import cache
 
 from clinic.clock import utcnow
-from clinic.domain.email_content import compose_email
+from clinic.domain.email_content import EMAILED, compose_email
 from clinic.domain.reminders import still_reminded
 from clinic.mail import EmailRefused, EmailSender, LogEmailSender
 from clinic.mail.smtp import SmtpSender
@@ -96,6 +96,9 @@ async def email_once(event: PatientEvent, sender: EmailSender) -> bool:
     if booking is None or not booking.patient_email:
         log.info("no address to email (erased)", extra={"booking_id": event.booking_id})
         return False
+    if isinstance(event, BookingStatusChanged) and event.status not in EMAILED:
+        log.info("no email for %s", event.status.value, extra={"booking_id": booking.id})
+        return False
     if isinstance(event, AppointmentReminderDue) and not still_reminded(
         booking, event.revision, utcnow()
     ):
@@ -104,6 +107,7 @@ async def email_once(event: PatientEvent, sender: EmailSender) -> bool:
         return False
     record = await claim_email(event)
     if record is None:
+        log.info("email already sent; duplicate ignored", extra={"booking_id": booking.id})
         return False
     try:
         async with asyncio.timeout(settings.email_send_timeout):

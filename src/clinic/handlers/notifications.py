@@ -3,7 +3,6 @@
 Run alone with ``faststream run clinic.handlers.notifications:app``.
 """
 
-import logging
 from typing import Annotated
 
 from faststream import AckPolicy, Depends
@@ -17,8 +16,6 @@ from clinic.messaging.broker import worker_channel
 from clinic.messaging.retries import NeverSucceeds
 from clinic.messaging.topology import EMAIL_NOTIFICATIONS, NOTIFICATIONS
 
-log = logging.getLogger("clinic.notifications")
-
 Sender = Annotated[EmailSender, Depends(default_email_sender)]
 
 
@@ -30,11 +27,9 @@ async def email_patient(event: BookingEvent, sender: Sender) -> None:
     reply code, for staff to look into; any other failure is retried.
     """
     try:
-        sent = await email_once(event, sender)
+        await email_once(event, sender)
     except EmailRefused as refused:
         raise NeverSucceeds(str(refused)) from None
-    if not sent:
-        log.info("email already sent; duplicate ignored", extra={"booking_id": event.booking_id})
 
 
 def notifications_router() -> RabbitRouter:

@@ -120,6 +120,18 @@ async def cancel(booking_id: str) -> bool:
     return bool(result.modified_count)
 
 
+async def mark_no_show(booking_id: str, now: datetime) -> bool:
+    """Mark a confirmed booking whose time has come a no-show; whether this call marked it."""
+    result = await Booking.get_pymongo_collection().update_one(
+        {"_id": booking_id, "status": BookingStatus.CONFIRMED, "date": {"$lte": now}},
+        {
+            "$set": {"status": BookingStatus.NO_SHOW, "updated_at": utcnow()},
+            "$inc": {"revision": 1},
+        },
+    )
+    return bool(result.modified_count)
+
+
 async def lease_due_request(lease: float) -> Booking | None:
     """The booking whose request is longest overdue, due again ``lease`` seconds from now.
 

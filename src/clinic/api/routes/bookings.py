@@ -5,7 +5,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, HTTPException, Path, status
 
-from clinic.api.deps import TOKEN_OPTIONAL, BookingKey, Publish, Staff
+from clinic.api.deps import TOKEN_OPTIONAL, BookingKey, Publish, Staff, StaffMember
 from clinic.api.errors import NOT_FOUND, NOT_OPENED, UNAVAILABLE
 from clinic.api.privacy import audit_read
 from clinic.api.schemas import (
@@ -13,10 +13,13 @@ from clinic.api.schemas import (
     BookingStatusOut,
     ErrorOut,
 )
-from clinic.domain.cancellation import CannotCancel, cancel
+from clinic.domain.cancellation import CannotCancel, cancel, within_notice
 from clinic.domain.manage_tokens import opens
+from clinic.domain.no_show import NotYetMissed, mark_no_show
 from clinic.domain.outbox import announce_recorded
 from clinic.logs import current_booking_id
+from clinic.messages import BookingStatus
+from clinic.settings import settings
 from clinic.store import bookings
 from clinic.store.documents import Booking
 
@@ -51,10 +54,29 @@ def _key_required(key: Staff | str | None) -> Staff | str:
     return key
 
 
+CHANGEABLE = {BookingStatus.PENDING, BookingStatus.CONFIRMED}
+"""What a patient may still change, notice permitting."""
+
+
+def too_late() -> str:
+    """Why a patient's change is refused this close to the appointment."""
+    hours = settings.min_notice.total_seconds() / 3600
+    return (
+        f"Less than {hours:g} hours before the appointment it can only be changed by the "
+        "clinic: please call us."
+    )
+
+
 CANCEL_ANSWERS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorOut, "description": "No manage token was sent."},
     404: {"model": ErrorOut, "description": NOT_OPENED},
-    409: {"model": ErrorOut, "description": "A rejected booking cannot be cancelled."},
+    409: {
+        "model": ErrorOut,
+        "description": (
+            "A rejected booking, or a missed appointment, cannot be cancelled; nor, with "
+            "the manage token, an appointment less than CLINIC_MIN_NOTICE away."
+        ),
+    },
     **UNAVAILABLE,
 }
 
@@ -71,18 +93,23 @@ async def cancel_booking(
 ) -> BookingOut:
     """Cancel a pending or confirmed booking, free its slot and tell the patient.
 
-    Needs the booking's manage token, or a staff token. Cancelling a cancelled
-    booking changes nothing and answers the same. The booking stays, readable at
-    its URL as ``cancelled``.
+    Needs the booking's manage token, or a staff token. With the manage token, not
+    within ``CLINIC_MIN_NOTICE`` (24 h) of the appointment: then the patient calls
+    the clinic, which may still fill the time. Cancelling a cancelled booking
+    changes nothing and answers the same. The booking stays, readable at its URL as
+    ``cancelled``.
     """
     key = _key_required(key)
-    _opened(await _stored(booking_id), key)
+    booking = _opened(await _stored(booking_id), key)
+    if not isinstance(key, Staff) and booking.status in CHANGEABLE and within_notice(booking):
+        raise HTTPException(status.HTTP_409_CONFLICT, too_late())
     try:
         cancelled, by_this_call = await cancel(booking_id)
     except CannotCancel as exc:
-        raise HTTPException(
-            status.HTTP_409_CONFLICT, "A rejected booking cannot be cancelled."
-        ) from exc
+        what = (
+            "A rejected booking" if exc.status is BookingStatus.REJECTED else "A missed appointment"
+        )
+        raise HTTPException(status.HTTP_409_CONFLICT, f"{what} cannot be cancelled.") from exc
     if cancelled is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, NOT_OPENED)
     current_booking_id.set(cancelled.id)
@@ -103,6 +130,46 @@ router.add_api_route(
     summary="Cancel a booking (same as POST /booking/{id}/cancel)",
     operation_id="delete_booking",
 )
+
+
+NOT_MISSED = "Only a confirmed appointment whose time has come can be marked a no-show."
+
+
+@router.post(
+    "/booking/{booking_id}/no-show",
+    response_model=BookingOut,
+    response_model_exclude_none=True,
+    responses={
+        401: {"model": ErrorOut, "description": "No staff token was sent."},
+        403: {"model": ErrorOut, "description": "The token sent is not a staff token."},
+        404: {"model": ErrorOut, "description": NOT_FOUND},
+        409: {"model": ErrorOut, "description": NOT_MISSED},
+        **UNAVAILABLE,
+    },
+    summary="Mark a missed appointment (staff)",
+)
+async def mark_missed(
+    booking_id: BookingId, staff: StaffMember, background: BackgroundTasks, publishers: Publish
+) -> BookingOut:
+    """Record that the patient did not come: the booking becomes ``no_show``.
+
+    Staff only, and only for a confirmed booking whose appointment time has come.
+    Marking it again changes nothing and answers the same. The change is announced
+    on the fanout exchange and counted in the metrics; the patient is not emailed.
+    """
+    if await _stored(booking_id) is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, NOT_FOUND)
+    try:
+        missed, by_this_call = await mark_no_show(booking_id)
+    except NotYetMissed as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, NOT_MISSED) from exc
+    if missed is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, NOT_FOUND)
+    current_booking_id.set(missed.id)
+    audit_read(staff, f"and marked booking {missed.id} a no-show")
+    if by_this_call:
+        background.add_task(announce_recorded, publishers, missed)
+    return BookingOut.of(missed)
 
 
 @router.get(
