@@ -8,8 +8,9 @@ import pytest
 from faststream.rabbit import TestRabbitBroker
 
 from clinic.clock import utcnow
+from clinic.domain.announcements import record_status
 from clinic.domain.decisions import give_up
-from clinic.domain.outbox import record_request_sent, record_status, relay_once
+from clinic.domain.outbox import record_request_sent, relay_once
 from clinic.handlers import worker_app
 from clinic.messages import BookingStatus
 from clinic.messaging.broker import Publishers

@@ -11,10 +11,11 @@ import pytest
 from faststream import FastStream
 
 from clinic.clock import utcnow
+from clinic.domain.announcements import announce_recorded
 from clinic.domain.cancellation import cancel
 from clinic.domain.email_content import compose_email
 from clinic.domain.emails import email_once
-from clinic.domain.outbox import Clock, announce_recorded, oldest_unsent_age, relay_once
+from clinic.domain.outbox import Clock, oldest_unsent_age, relay_once
 from clinic.domain.reminders import reminder_event
 from clinic.messages import BookingStatus, Language
 from clinic.settings import Settings

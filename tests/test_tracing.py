@@ -31,8 +31,8 @@ from pymongo import AsyncMongoClient
 from clinic.api import create_app
 from clinic.api.main import lifespan
 from clinic.clock import utcnow
+from clinic.domain.announcements import status_event
 from clinic.domain.emails import default_email_sender
-from clinic.domain.outbox import announce
 from clinic.handlers import booking_router, notifications_router, worker_app
 from clinic.mail import Email
 from clinic.settings import settings
@@ -208,7 +208,7 @@ async def test_a_failed_send_is_traced_by_its_error_type_only_and_its_retry_join
     booking = await stored_booking()
     with broker_of(notification_worker).provider.scope(default_email_sender, lambda: mail_server):
         async with consuming(notification_worker):
-            await announce(publishers_of(notification_worker), booking)
+            await publishers_of(notification_worker).announce(status_event(booking))
             # Sent once the event came back through email_retry.
             await wait_for(lambda: asyncio.sleep(0, result=len(mail_server.sent) == 1))
 

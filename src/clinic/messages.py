@@ -96,6 +96,23 @@ class AppointmentReminderDue(WireMessage):
     occurred_at: datetime
 
 
+class MoveDecided(WireMessage):
+    """Event: the booking workers decided a patient's request to move a confirmed
+    appointment: moved to the requested time, or refused (the appointment stays)."""
+
+    event: Literal["move_decided"] = Field("move_decided", description="What happened.")
+    booking_id: str
+    moved: bool = Field(description="Whether the appointment is now at the requested time.")
+    date: AwareDatetime = Field(description="The appointment time now (UTC).")
+    requested_date: AwareDatetime = Field(description="The time the patient asked for (UTC).")
+    previous_date: AwareDatetime | None = Field(None, description="Moved: the time before.")
+    doctor_id: str | None = Field(None, description="The doctor the appointment is with.")
+    doctor_name: str | None = None
+    reason_code: RejectionCode | None = Field(None, description="Refused: why.")
+    revision: int = Field(description="The booking's revision with this decision.")
+    occurred_at: datetime
+
+
 def _event_kind(event: object) -> str:
     # Events from before the field existed are status changes.
     if isinstance(event, dict):
@@ -105,9 +122,11 @@ def _event_kind(event: object) -> str:
 
 BookingEvent = Annotated[
     Annotated[BookingStatusChanged, Tag("status_changed")]
-    | Annotated[AppointmentReminderDue, Tag("reminder_due")],
+    | Annotated[AppointmentReminderDue, Tag("reminder_due")]
+    | Annotated[MoveDecided, Tag("move_decided")],
     Discriminator(_event_kind),
 ]
 """Any event of the fanout exchange, told apart by its ``event`` field."""
-PatientEvent = BookingStatusChanged | AppointmentReminderDue
-"""What a patient is emailed about: a change of their booking, or a reminder of it."""
+PatientEvent = BookingStatusChanged | AppointmentReminderDue | MoveDecided
+"""What a patient is emailed about: a change of their booking, a reminder of it, or
+how their request to move it ended."""

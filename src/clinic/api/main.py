@@ -20,7 +20,7 @@ from clinic.api.http_metrics import HttpMetrics
 from clinic.api.privacy import NoStore
 from clinic.api.rate_limits import BookingRate
 from clinic.api.request_limits import RequestLimits
-from clinic.api.routes import booking_list, bookings, docs, doctors, health, intake
+from clinic.api.routes import booking_list, bookings, docs, doctors, health, intake, moves
 from clinic.api.routes.metrics import router as metrics_router
 from clinic.api.seed import seed_doctors
 from clinic.domain.admission import PendingBacklog
@@ -82,6 +82,7 @@ def create_app() -> FastAPI:
     app.add_middleware(NoStore)
     app.include_router(intake.router)
     app.include_router(bookings.router)
+    app.include_router(moves.router)
     app.include_router(booking_list.router)
     app.include_router(doctors.router)
     app.include_router(health.router)

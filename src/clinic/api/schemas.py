@@ -47,6 +47,31 @@ class BookingRequest(CamelModel):
     )
 
 
+class MoveRequest(CamelModel):
+    """Where a patient, or staff, ask to move a confirmed appointment to."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"date": "2030-06-15T11:00:00Z", "doctorId": "dra-garcia"}]
+        },
+    )
+
+    date: AppointmentDate = Field(
+        description="The new appointment time, ISO 8601 with a timezone (one of the free slots)."
+    )
+    doctor_id: DoctorId | None = Field(
+        None, description="The doctor to see then; without it, the appointment's doctor."
+    )
+
+
+class PendingMoveOut(CamelModel):
+    """A move asked for and not yet decided: until it is, the appointment stays as it is."""
+
+    date: datetime
+    doctor_id: str
+
+
 class BookingStatusOut(CamelModel):
     """Where a booking stands, as anyone with its id may see it: no patient data."""
 
@@ -71,6 +96,9 @@ class BookingOut(BookingStatusOut):
     date: datetime
     doctor_id: str | None = Field(None, description="The doctor, once one is chosen.")
     language: Language = Field(Language.ES, description="The language of the patient's emails.")
+    pending_move: PendingMoveOut | None = Field(
+        None, description="A move asked for, being decided; the email tells how it ended."
+    )
 
 
 class NewBookingOut(BookingOut):
@@ -78,9 +106,9 @@ class NewBookingOut(BookingOut):
 
     manage_token: str = Field(
         description=(
-            "The patient's key to this booking, shown only here: send it as "
-            "`Authorization: Bearer <token>` to see the booking's details or cancel it. "
-            "The clinic keeps only a digest of it and cannot show it again."
+            "The patient's key to this booking, shown here and in the manage link of the "
+            "patient's emails: send it as `Authorization: Bearer <token>` to see the "
+            "booking's details, cancel it or move it. The clinic keeps only a digest of it."
         )
     )
 

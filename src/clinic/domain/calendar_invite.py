@@ -1,7 +1,8 @@
 """The calendar invite in a patient's email (RFC 5545, with RFC 5546's methods).
 
 A confirmation carries ``METHOD:REQUEST``, which puts the appointment in the
-patient's calendar; a cancellation carries ``METHOD:CANCEL``, which takes it out.
+patient's calendar; a move carries another ``REQUEST``, at the new time; a
+cancellation carries ``METHOD:CANCEL``, which takes it out.
 Both name the event by the same ``UID``, the booking's id (a UUID, as RFC 7986
 advises), so a calendar updates its one entry instead of adding another. Their
 ``SEQUENCE`` is the booking's revision, which grows with every change: a calendar
@@ -19,7 +20,7 @@ from urllib.parse import urlsplit
 from icalendar import Calendar, Event, vCalAddress
 
 from clinic.clock import utcnow
-from clinic.messages import BookingStatus, BookingStatusChanged, Language
+from clinic.messages import BookingStatus, BookingStatusChanged, Language, MoveDecided
 from clinic.settings import settings
 from clinic.store.documents import Booking
 
@@ -52,11 +53,16 @@ def organizer() -> vCalAddress:
 
 
 def calendar_invite(
-    event: BookingStatusChanged, booking: Booking, minutes: int
+    event: BookingStatusChanged | MoveDecided, booking: Booking, minutes: int
 ) -> CalendarInvite | None:
     """The invite for ``event``'s email, for an appointment ``minutes`` long; None if its
-    change touches no calendar (a request received, a rejection)."""
-    method = METHODS.get(event.status)
+    change touches no calendar (a request received, a rejection, a move refused).
+
+    A move is a ``REQUEST`` at the new time: same ``UID``, higher ``SEQUENCE``."""
+    if isinstance(event, MoveDecided):
+        method = "REQUEST" if event.moved else None
+    else:
+        method = METHODS.get(event.status)
     if method is None:
         return None
     calendar = Calendar()

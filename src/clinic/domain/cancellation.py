@@ -3,7 +3,7 @@
 import logging
 
 from clinic.clock import utcnow
-from clinic.domain.outbox import record_status
+from clinic.domain.announcements import record_status
 from clinic.messages import BookingStatus
 from clinic.metrics import count_booking
 from clinic.settings import settings

@@ -4,7 +4,8 @@ import logging
 from uuid import uuid4
 
 from clinic.clock import utcnow
-from clinic.domain.outbox import announce_recorded, record_status
+from clinic.domain.announcements import announce_recorded, record_status
+from clinic.domain.moves import give_up_move
 from clinic.domain.scheduling import slot_problem
 from clinic.messages import BookingStatus, RejectionCode
 from clinic.messaging.broker import Publishers
@@ -122,8 +123,13 @@ async def give_up(publishers: Publishers, booking_id: str) -> None:
 
     The request message is about to be parked, so the outcome is recorded in the
     outbox first. A booking decided already, whose announcement is what kept
-    failing, is recorded for the relay to announce instead.
+    failing, is recorded for the relay to announce instead. A move is refused, and
+    the appointment kept.
     """
+    current = await bookings.get(booking_id)
+    if current is not None and current.pending_move is not None:
+        await give_up_move(publishers, current)
+        return
     await record_status(booking_id, BookingStatus.REJECTED)
     if await transition(booking_id, BookingStatus.REJECTED, RejectionCode.PROCESSING_FAILED):
         count_booking("rejected")

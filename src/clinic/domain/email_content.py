@@ -19,6 +19,7 @@ from clinic.messages import (
     BookingStatus,
     BookingStatusChanged,
     Language,
+    MoveDecided,
     PatientEvent,
     RejectionCode,
 )
@@ -27,6 +28,8 @@ from clinic.store.documents import Booking
 SUBJECTS: dict[Language, dict[str, str]] = {
     Language.ES: {
         "reminder": "Recordatorio de su cita",
+        "moved": "Su cita ha cambiado",
+        "move_refused": "No hemos podido cambiar su cita",
         BookingStatus.PENDING: "Hemos recibido su solicitud de cita",
         BookingStatus.CONFIRMED: "Su cita está confirmada",
         BookingStatus.REJECTED: "No hemos podido reservar su cita",
@@ -34,6 +37,8 @@ SUBJECTS: dict[Language, dict[str, str]] = {
     },
     Language.EN: {
         "reminder": "A reminder of your appointment",
+        "moved": "Your appointment has been moved",
+        "move_refused": "We could not move your appointment",
         BookingStatus.PENDING: "We received your appointment request",
         BookingStatus.CONFIRMED: "Your appointment is confirmed",
         BookingStatus.REJECTED: "Your appointment request could not be booked",
@@ -87,7 +92,7 @@ def local_when(moment: datetime, language: Language) -> str:
     return f"{day}, {hour} {local.tzname()} (UTC{offset[:3]}:{offset[3:]})"
 
 
-MANAGED = {"reminder", BookingStatus.PENDING, BookingStatus.CONFIRMED}
+MANAGED = {"reminder", "moved", "move_refused", BookingStatus.PENDING, BookingStatus.CONFIRMED}
 """The emails that carry the manage link: the booking can still be changed."""
 
 
@@ -101,16 +106,29 @@ def compose_email(event: PatientEvent, booking: Booking, minutes: int = 30) -> E
     """
     language = booking.language
     when = local_when(event.date, language)
+    # What the email is about (``kind``), and for its Message-ID (``what``): one per
+    # status, one per reminder, one per move.
+    requested = previous = None
     if isinstance(event, BookingStatusChanged):
-        kind, invite = event.status.value, calendar_invite(event, booking, minutes)
-        code, reason = event.reason_code, event.reason
+        kind = what = event.status.value
+        invite, code, reason = (
+            calendar_invite(event, booking, minutes),
+            event.reason_code,
+            event.reason,
+        )
+    elif isinstance(event, MoveDecided):
+        kind, what = ("moved" if event.moved else "move_refused"), f"move-{event.revision}"
+        invite, code, reason = calendar_invite(event, booking, minutes), event.reason_code, None
+        requested = local_when(event.requested_date, language)
+        previous = event.previous_date and local_when(event.previous_date, language)
     else:  # a reminder: the invite came with the confirmation
-        kind, invite, code, reason = "reminder", None, None, None
-    # What the email is about, for its Message-ID: one per status, one per reminder.
-    what = f"reminder-{event.revision}" if kind == "reminder" else kind
+        kind, what = "reminder", f"reminder-{event.revision}"
+        invite, code, reason = None, None, None
     values = {
         "status": kind,
         "when": when,
+        "requested": requested,
+        "previous": previous,
         "doctor": event.doctor_name,
         "reason": REASONS[language].get(code) if code else reason,
         "patient_name": booking.patient_name,

@@ -48,10 +48,11 @@ class SendInProgress(Exception):  # noqa: N818 - it names the situation, not an 
 
 def email_record(event: PatientEvent, lease: float) -> OutboxRecord:
     """The outbox record of ``event``'s email, unsent, leased for ``lease`` seconds."""
-    if isinstance(event, AppointmentReminderDue):
-        what = f"reminder-{event.revision}"
-        return outbox.new_record(MessageKind.EMAIL, event.booking_id, None, lease, what)
-    return outbox.new_record(MessageKind.EMAIL, event.booking_id, event.status, lease)
+    if isinstance(event, BookingStatusChanged):
+        return outbox.new_record(MessageKind.EMAIL, event.booking_id, event.status, lease)
+    kind = "reminder" if isinstance(event, AppointmentReminderDue) else "move"
+    what = f"{kind}-{event.revision}"
+    return outbox.new_record(MessageKind.EMAIL, event.booking_id, None, lease, what)
 
 
 async def claim_email(event: PatientEvent) -> OutboxRecord | None:
@@ -126,4 +127,6 @@ async def email_once(event: PatientEvent, sender: EmailSender) -> bool:
 
 
 def _what(event: PatientEvent) -> str:
-    return event.status.value if isinstance(event, BookingStatusChanged) else "reminder"
+    if isinstance(event, BookingStatusChanged):
+        return event.status.value
+    return "reminder" if isinstance(event, AppointmentReminderDue) else "move"

@@ -38,8 +38,9 @@ from contextlib import suppress
 from datetime import datetime, timedelta
 
 from clinic.clock import utcnow
+from clinic.domain.announcements import announcement
 from clinic.domain.reminders import send_reminder
-from clinic.messages import BookingStatus, BookingStatusChanged
+from clinic.messages import BookingStatus
 from clinic.messaging.broker import Publishers
 from clinic.redaction import error_summary
 from clinic.settings import settings
@@ -78,25 +79,25 @@ async def oldest_unsent_age() -> float:
     return 0.0 if oldest is None else max((utcnow() - oldest).total_seconds(), 0.0)
 
 
-async def record_status(booking_id: str, status: BookingStatus) -> bool:
-    """Record that this status change must be announced; False if it was recorded before."""
-    return await outbox.add(
-        outbox.new_record(MessageKind.STATUS, booking_id, status, settings.outbox_grace)
-    )
+def request_name(booking: Booking) -> str | None:
+    """Which request of the booking is due: None for its decision, ``move-<revision>`` for
+    a move the patient asked for."""
+    return None if booking.pending_move is None else f"move-{booking.revision}"
 
 
-async def record_request_sent(booking_id: str) -> None:
+async def record_request_sent(booking_id: str, what: str | None = None) -> None:
     """Record that the booking's request reached the broker, so the relay leaves it alone."""
-    await outbox.add(outbox.new_record(MessageKind.REQUEST, booking_id, None, None))
+    await outbox.add(outbox.new_record(MessageKind.REQUEST, booking_id, None, None, what))
 
 
-async def hand_over(publishers: Publishers, booking_id: str) -> None:
-    """Publish a just-stored booking's request and record it sent; if that fails, the relay will."""
+async def hand_over(publishers: Publishers, booking_id: str, what: str | None = None) -> None:
+    """Publish a just-stored booking's request (or move's, named ``what``) and record it sent;
+    if that fails, the relay will."""
     try:
-        await publishers.request_decision(booking_id)
+        await publishers.request_decision(booking_id, what)
         # Lost if this fails or the process dies now: the relay finds the booking
         # decided, or publishes the request once more, which is harmless.
-        await record_request_sent(booking_id)
+        await record_request_sent(booking_id, what)
     except Exception as exc:  # noqa: BLE001 - whatever failed, the relay retries it
         log.warning(
             "request not published yet, the outbox relay will: %s",
@@ -105,58 +106,15 @@ async def hand_over(publishers: Publishers, booking_id: str) -> None:
         )
 
 
-def status_event(booking: Booking) -> BookingStatusChanged:
-    """The event announcing the booking's current status."""
-    return BookingStatusChanged(
-        booking_id=booking.id,
-        status=booking.status,
-        date=booking.date,
-        doctor_id=booking.doctor_id,
-        doctor_name=booking.doctor_name,
-        reason=booking.reason,
-        reason_code=booking.reason_code,
-        occurred_at=booking.updated_at,
-        revision=booking.revision,
-    )
-
-
-async def announce(publishers: Publishers, booking: Booking) -> None:
-    """Announce the booking's current status on the fanout exchange."""
-    await publishers.announce(status_event(booking))
-
-
-async def announce_once(publishers: Publishers, booking: Booking) -> None:
-    """Announce the booking's current status unless its record says it was; record it sent."""
-    record_id = outbox.record_id(MessageKind.STATUS, booking.id, booking.status)
-    existing = await outbox.get(record_id)
-    if existing is not None and existing.sent_at is not None:
-        return
-    await announce(publishers, booking)
-    sent = outbox.new_record(MessageKind.STATUS, booking.id, booking.status, None)
-    if existing is not None or not await outbox.add(sent):
-        await outbox.mark_sent(record_id)
-
-
-async def announce_recorded(publishers: Publishers, booking: Booking) -> None:
-    """Announce a recorded status change and mark it sent; on failure leave it to the relay."""
-    try:
-        await announce(publishers, booking)
-        await outbox.mark_sent(outbox.record_id(MessageKind.STATUS, booking.id, booking.status))
-    except Exception as exc:  # noqa: BLE001 - the outbox relay announces it later
-        log.warning(
-            "%s not announced yet, the outbox relay will: %s",
-            booking.status.value,
-            error_summary(exc),
-            extra={"booking_id": booking.id},
-        )
-
-
 async def _send_request(publishers: Publishers, booking: Booking) -> bool:
-    """Publish a leased booking's request unless it was, or is decided; whether it was sent."""
-    sent = outbox.record_id(MessageKind.REQUEST, booking.id)
-    if booking.status is BookingStatus.PENDING and await outbox.get(sent) is None:
-        await publishers.request_decision(booking.id)
-        await record_request_sent(booking.id)
+    """Publish a leased booking's request (or move's) unless it was, or is decided; whether
+    it was sent."""
+    what = request_name(booking)
+    sent = outbox.record_id(MessageKind.REQUEST, booking.id, what)
+    awaited = booking.status is BookingStatus.PENDING or what is not None
+    if awaited and await outbox.get(sent) is None:
+        await publishers.request_decision(booking.id, what)
+        await record_request_sent(booking.id, what)
         log.info("request published by the outbox relay", extra={"booking_id": booking.id})
         published = True
     else:  # decided, or waiting in the queue behind others: a worker will have it
@@ -166,13 +124,14 @@ async def _send_request(publishers: Publishers, booking: Booking) -> bool:
 
 
 async def _send_status(publishers: Publishers, record: OutboxRecord) -> bool:
-    """Announce a leased status change if the booking still has it; whether it was sent."""
+    """Announce a leased change if it is still the booking's latest; whether it was sent."""
     booking = await bookings.get(record.booking_id)
-    if booking is None or booking.status is not record.status:
+    latest = None if booking is None else announcement(booking)
+    if booking is None or latest is None or latest[0] != record.id:
         # Superseded, or the change never happened (the process died in between).
         await outbox.delete(record.id)
         return False
-    await announce(publishers, booking)
+    await publishers.announce(latest[1])
     await outbox.mark_sent(record.id)
     log.info("status published by the outbox relay", extra={"booking_id": booking.id})
     return True

@@ -8,9 +8,10 @@ from typing import Annotated
 from faststream import AckPolicy, Context, Depends
 from faststream.rabbit import RabbitMessage, RabbitRouter
 
+from clinic.domain.announcements import announce_once
 from clinic.domain.confirmation import ClinicConfirmation, clinic_confirmation
 from clinic.domain.decisions import decide, give_up
-from clinic.domain.outbox import announce_once
+from clinic.domain.moves import decide_move
 from clinic.domain.reminders import schedule_reminder
 from clinic.handlers.app import worker_app
 from clinic.messages import BookAppointment, BookingStatus
@@ -26,7 +27,8 @@ Publish = Annotated[Publishers, Context("publishers")]
 async def process_booking(
     command: BookAppointment, message: RabbitMessage, clinic: Confirmation, publishers: Publish
 ) -> None:
-    """Decide one booking request, at most once, and announce the outcome."""
+    """Decide one booking request, or a move of a booking, at most once, and announce
+    the outcome."""
     try:
         booking = await bookings.get(command.booking_id)
         if booking is None:
@@ -34,6 +36,9 @@ async def process_booking(
         if booking.status is BookingStatus.PENDING:
             await clinic.review(booking)
             booking = await decide(booking)
+        elif booking.pending_move is not None:
+            await clinic.review(booking)
+            booking = await decide_move(booking)
         # Recorded and announced before the ack: a crash redelivers the request, which
         # records the reminder (once: its id is taken) and announces the decision.
         if booking.status is not BookingStatus.PENDING:

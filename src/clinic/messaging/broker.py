@@ -13,10 +13,11 @@ from faststream.rabbit import Channel, RabbitBroker
 from faststream.rabbit.publisher import RabbitPublisher
 
 from clinic.messages import (
-    AppointmentReminderDue,
     BookAppointment,
     BookingEvent,
     BookingStatusChanged,
+    MoveDecided,
+    PatientEvent,
 )
 from clinic.messaging.message_metrics import MessageMetrics
 from clinic.messaging.topology import BOOKING_REQUESTS, NOTIFICATIONS, PARKED
@@ -92,23 +93,25 @@ class Publishers:
             ),
         )
 
-    async def request_decision(self, booking_id: str) -> None:
-        """Ask the booking workers to decide a stored booking; returns once the broker has it."""
+    async def request_decision(self, booking_id: str, what: str | None = None) -> None:
+        """Ask the booking workers to decide a stored booking, or the move of it named
+        ``what``; returns once the broker has it."""
         async with asyncio.timeout(settings.publish_timeout):
             await self.booking_requests.publish(
                 BookAppointment(booking_id=booking_id),
                 correlation_id=booking_id,
-                message_id=booking_id,
+                message_id=booking_id if what is None else f"{booking_id}:{what}",
             )
 
-    async def announce(self, event: BookingStatusChanged | AppointmentReminderDue) -> None:
+    async def announce(self, event: PatientEvent) -> None:
         """Fan an event out; its message id names the change (or the reminder), so copies
         can be told apart."""
-        what = (
-            event.status.value
-            if isinstance(event, BookingStatusChanged)
-            else f"reminder-{event.revision}"
-        )
+        if isinstance(event, BookingStatusChanged):
+            what = event.status.value
+        elif isinstance(event, MoveDecided):
+            what = f"move-{event.revision}"
+        else:
+            what = f"reminder-{event.revision}"
         async with asyncio.timeout(settings.publish_timeout):
             await self.status_changes.publish(
                 event, correlation_id=event.booking_id, message_id=f"{event.booking_id}:{what}"

@@ -12,7 +12,7 @@ from pymongo import ASCENDING, ReturnDocument, UpdateOne
 from clinic.clock import utcnow
 from clinic.messages import BookingStatus
 from clinic.store.batching import Batched, inserts_of, reads_of
-from clinic.store.documents import REQUEST_DUE, Booking
+from clinic.store.documents import REQUEST_DUE, Booking, PendingMove
 
 _inserts = inserts_of(Booking)
 _reads = reads_of(Booking)
@@ -113,7 +113,41 @@ async def cancel(booking_id: str) -> bool:
                 "reason_code": None,
                 "updated_at": utcnow(),
                 "request_due_at": None,  # no worker is to decide it any more
+                "pending_move": None,
             },
+            "$inc": {"revision": 1},
+        },
+    )
+    return bool(result.modified_count)
+
+
+async def add_move(booking: Booking, move: PendingMove, due_at: datetime) -> bool:
+    """Store a move request on a confirmed booking with none pending, as read at its
+    revision; whether it was stored. Its request is due like a new booking's."""
+    result = await Booking.get_pymongo_collection().update_one(
+        {
+            "_id": booking.id,
+            "status": BookingStatus.CONFIRMED,
+            "revision": booking.revision,
+            "pending_move": None,
+        },
+        {"$set": {"pending_move": move.model_dump(), "request_due_at": due_at}},
+    )
+    return bool(result.modified_count)
+
+
+async def end_move(booking: Booking, changes: dict[str, object]) -> bool:
+    """Set ``changes`` on a confirmed booking whose move, read at its revision, is still
+    pending, and close the move; whether this call did (a redelivery's does not)."""
+    result = await Booking.get_pymongo_collection().update_one(
+        {
+            "_id": booking.id,
+            "status": BookingStatus.CONFIRMED,
+            "revision": booking.revision,
+            "pending_move": {"$ne": None},
+        },
+        {
+            "$set": {**changes, "pending_move": None, "request_due_at": None},
             "$inc": {"revision": 1},
         },
     )

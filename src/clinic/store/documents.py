@@ -6,7 +6,7 @@ from typing import ClassVar
 from uuid import uuid4
 
 from beanie import Document
-from pydantic import Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 from pymongo import ASCENDING, DESCENDING, IndexModel
 
 from clinic.clock import utcnow
@@ -33,6 +33,25 @@ PATIENT_BOOKINGS = "patient_bookings"
 """The name of the index of a patient's bookings, by their email key."""
 REQUEST_DUE = "request_due"
 """The name of the index through which the outbox relay finds undecided requests."""
+
+
+class PendingMove(BaseModel):
+    """A patient's request to move a confirmed appointment, waiting for the booking workers."""
+
+    date: datetime
+    doctor_id: str
+    requested_at: datetime = Field(default_factory=utcnow)
+
+
+class MoveOutcome(BaseModel):
+    """How the booking's last move request ended, and the revision that decision made."""
+
+    revision: int
+    moved: bool
+    requested_date: datetime
+    # Moved: where the appointment was before. Refused: why not.
+    previous_date: datetime | None = None
+    reason_code: RejectionCode | None = None
 
 
 class Booking(Document):
@@ -67,6 +86,10 @@ class Booking(Document):
     # storing a booking is one write: while set, the request may not have reached a
     # worker, and the outbox relay sends it from then on. A decision clears it.
     request_due_at: datetime | None = None
+    # A move the patient asked for: until the booking workers decide it, the booking keeps
+    # its appointment (and its slot). Its request message is due like a booking's.
+    pending_move: PendingMove | None = None
+    last_move: MoveOutcome | None = None
     # The SHA-256 digest of the patient's manage token; the token itself is never stored.
     manage_token_digest: str | None = None
     # When the patient's name and email were removed (erased, or past retention).

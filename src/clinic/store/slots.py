@@ -4,6 +4,7 @@ A slot is a ``slot_claims`` document whose ``_id`` is ``<doctor id>|<start>``;
 its unique ``_id`` is what makes a double-booked doctor impossible.
 """
 
+import re
 from datetime import datetime
 
 from clinic.store.batching import inserts_of
@@ -35,8 +36,50 @@ async def claim(doctor_id: str, start: datetime, booking_id: str) -> SlotClaim |
 
 
 async def release(booking_id: str) -> None:
-    """Give up whatever slot the booking holds."""
-    await SlotClaim.find(SlotClaim.booking_id == booking_id).delete()
+    """Give up whatever slot the booking holds, and any held for a move of it."""
+    moves = {"$regex": f"^{re.escape(booking_id)}/move-"}
+    await SlotClaim.get_pymongo_collection().delete_many(
+        {"$or": [{"booking_id": booking_id}, {"booking_id": moves}]}
+    )
+
+
+def move_holder(booking_id: str, revision: int) -> str:
+    """Whom a move's new slot is held for until the move is done: the booking may not
+    hold two slots under its own id, and for a moment it holds two."""
+    return f"{booking_id}/move-{revision}"
+
+
+async def claim_for_move(doctor_id: str, start: datetime, booking_id: str, holder: str) -> bool:
+    """Hold the doctor's slot for a booking's move, under ``holder``; whether it is ours now.
+
+    A redelivery finds the slot held already, under ``holder`` or (the move carried
+    on past ``hand_over_move``) under the booking's own id.
+    """
+    held = SlotClaim(
+        id=slot_key(doctor_id, start), doctor_id=doctor_id, start=start, booking_id=holder
+    )
+    if await _claim_inserts.run(held):
+        return True
+    ours = {"_id": held.id, "booking_id": {"$in": [holder, booking_id]}}
+    return await SlotClaim.get_pymongo_collection().count_documents(ours, limit=1) == 1
+
+
+async def release_move(holder: str) -> None:
+    """Give up the slot held for a move that will not happen."""
+    await SlotClaim.get_pymongo_collection().delete_many({"booking_id": holder})
+
+
+async def hand_over_move(booking_id: str, holder: str, new_slot: str) -> None:
+    """Give up the booking's old slot, then hold the new one under its own id.
+
+    In this order, so that the booking never holds two slots under its id (the unique
+    index forbids it) and never holds none of the two. Each step can be repeated.
+    """
+    claims = SlotClaim.get_pymongo_collection()
+    await claims.delete_many({"booking_id": booking_id, "_id": {"$ne": new_slot}})
+    await claims.update_one(
+        {"_id": new_slot, "booking_id": holder}, {"$set": {"booking_id": booking_id}}
+    )
 
 
 async def held_between(doctor_id: str, start: datetime, end: datetime) -> set[datetime]:

@@ -1,72 +1,35 @@
 """One booking: its status for anyone with its id; its details and cancelling for its token."""
 
 import logging
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, BackgroundTasks, HTTPException, Path, status
+from fastapi import APIRouter, BackgroundTasks, HTTPException, status
 
+from clinic.api.booking_keys import (
+    CHANGEABLE,
+    BookingId,
+    key_required,
+    opened,
+    stored,
+    too_late,
+)
 from clinic.api.deps import TOKEN_OPTIONAL, BookingKey, Publish, Staff, StaffMember
-from clinic.api.errors import NOT_FOUND, NOT_OPENED, UNAVAILABLE
+from clinic.api.errors import NOT_FOUND, NOT_OPENED, STAFF, UNAVAILABLE
 from clinic.api.privacy import audit_read
 from clinic.api.schemas import (
     BookingOut,
     BookingStatusOut,
     ErrorOut,
 )
+from clinic.domain.announcements import announce_recorded
 from clinic.domain.cancellation import CannotCancel, cancel, within_notice
-from clinic.domain.manage_tokens import opens
 from clinic.domain.no_show import NotYetMissed, mark_no_show
-from clinic.domain.outbox import announce_recorded
 from clinic.logs import current_booking_id
 from clinic.messages import BookingStatus
-from clinic.settings import settings
-from clinic.store import bookings
-from clinic.store.documents import Booking
 
 log = logging.getLogger("clinic.api")
 
 router = APIRouter(tags=["bookings"])
-BookingId = Annotated[
-    str,
-    Path(
-        description="The booking's id, as POST /book answered it.",
-        examples=["3f2b8c1e-7d4a-4c55-9a0e-2b6f1d9c8e71"],
-    ),
-]
-MAX_ID_LENGTH = 64
-"""Longer ids cannot exist: they are answered 404 without asking the database."""
-
-
-def _opened(booking: Booking | None, key: Staff | str) -> Booking:
-    """``booking``, if ``key`` opens it; else the same 404 as for no booking at all."""
-    if booking is None or not (isinstance(key, Staff) or opens(booking, key)):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, NOT_OPENED)
-    return booking
-
-
-def _key_required(key: Staff | str | None) -> Staff | str:
-    if key is None:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            "Send the booking's manage token as Authorization: Bearer <token>.",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    return key
-
-
-CHANGEABLE = {BookingStatus.PENDING, BookingStatus.CONFIRMED}
-"""What a patient may still change, notice permitting."""
-
-
-def too_late() -> str:
-    """Why a patient's change is refused this close to the appointment."""
-    hours = settings.min_notice.total_seconds() / 3600
-    return (
-        f"Less than {hours:g} hours before the appointment it can only be changed by the "
-        "clinic: please call us."
-    )
-
-
 CANCEL_ANSWERS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorOut, "description": "No manage token was sent."},
     404: {"model": ErrorOut, "description": NOT_OPENED},
@@ -99,8 +62,8 @@ async def cancel_booking(
     changes nothing and answers the same. The booking stays, readable at its URL as
     ``cancelled``.
     """
-    key = _key_required(key)
-    booking = _opened(await _stored(booking_id), key)
+    key = key_required(key)
+    booking = opened(await stored(booking_id), key)
     if not isinstance(key, Staff) and booking.status in CHANGEABLE and within_notice(booking):
         raise HTTPException(status.HTTP_409_CONFLICT, too_late())
     try:
@@ -140,8 +103,7 @@ NOT_MISSED = "Only a confirmed appointment whose time has come can be marked a n
     response_model=BookingOut,
     response_model_exclude_none=True,
     responses={
-        401: {"model": ErrorOut, "description": "No staff token was sent."},
-        403: {"model": ErrorOut, "description": "The token sent is not a staff token."},
+        **STAFF,
         404: {"model": ErrorOut, "description": NOT_FOUND},
         409: {"model": ErrorOut, "description": NOT_MISSED},
         **UNAVAILABLE,
@@ -157,7 +119,7 @@ async def mark_missed(
     Marking it again changes nothing and answers the same. The change is announced
     on the fanout exchange and counted in the metrics; the patient is not emailed.
     """
-    if await _stored(booking_id) is None:
+    if await stored(booking_id) is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, NOT_FOUND)
     try:
         missed, by_this_call = await mark_no_show(booking_id)
@@ -186,16 +148,12 @@ async def get_booking(booking_id: BookingId, key: BookingKey) -> BookingOut | Bo
     With its manage token, or a staff token, also the patient's details and the
     appointment; with a token that does not open it, 404.
     """
-    booking = await _stored(booking_id)
+    booking = await stored(booking_id)
     if key is None:
         if booking is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, NOT_FOUND)
         return BookingStatusOut.of(booking)
-    opened = _opened(booking, key)
+    shown = opened(booking, key)
     if isinstance(key, Staff):
-        audit_read(key, f"booking {opened.id}")
-    return BookingOut.of(opened)
-
-
-async def _stored(booking_id: str) -> Booking | None:
-    return await bookings.get(booking_id) if len(booking_id) <= MAX_ID_LENGTH else None
+        audit_read(key, f"booking {shown.id}")
+    return BookingOut.of(shown)

@@ -1,0 +1,89 @@
+"""Patients move their appointment: POST /booking/{id}/reschedule."""
+
+from fastapi import APIRouter, BackgroundTasks, HTTPException, status
+
+from clinic.api.booking_keys import (
+    BookingId,
+    key_required,
+    opened,
+    stored,
+    too_late,
+)
+from clinic.api.deps import BookingKey, Publish, Staff
+from clinic.api.errors import NOT_OPENED, TOO_LARGE, UNAVAILABLE, invalid, limited, refusals
+from clinic.api.privacy import audit_read
+from clinic.api.schemas import BookingOut, ErrorOut, MoveRequest
+from clinic.domain.admission import beyond_horizon, never_bookable, reason
+from clinic.domain.cancellation import within_notice
+from clinic.domain.moves import CannotMove, ask_to_move
+from clinic.domain.outbox import hand_over, request_name
+from clinic.logs import current_booking_id
+from clinic.messages import RejectionCode
+
+router = APIRouter(tags=["bookings"])
+NEVER_MOVABLE = (
+    RejectionCode.DATE_IN_PAST,
+    RejectionCode.OUTSIDE_WORKING_HOURS,
+    RejectionCode.NOT_ON_SLOT_BOUNDARY,
+    RejectionCode.DOCTOR_UNAVAILABLE,
+)
+"""The worker's reasons a move is refused for at once, as a 422."""
+
+
+@router.post(
+    "/booking/{booking_id}/reschedule",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=BookingOut,
+    response_model_exclude_none=True,
+    responses={
+        401: {"model": ErrorOut, "description": "No manage token was sent."},
+        404: {"model": ErrorOut, "description": NOT_OPENED},
+        409: {
+            "model": ErrorOut,
+            "description": (
+                "The booking is not confirmed, a move of it is being decided, it is at that "
+                "time already, or, with the manage token, the appointment is less than "
+                "CLINIC_MIN_NOTICE away."
+            ),
+        },
+        **TOO_LARGE,
+        **refusals(*NEVER_MOVABLE),
+        429: {"model": ErrorOut, "description": "The new date is beyond the booking horizon."},
+        **UNAVAILABLE,
+    },
+    summary="Move an appointment to another free slot",
+)
+async def reschedule(
+    booking_id: BookingId,
+    request: MoveRequest,
+    key: BookingKey,
+    background: BackgroundTasks,
+    publishers: Publish,
+) -> BookingOut:
+    """Ask to move a confirmed appointment to another free slot, of its doctor or another.
+
+    Needs the manage token (not within ``CLINIC_MIN_NOTICE`` of the appointment) or a
+    staff token. 202: the move is stored as ``pendingMove`` and goes through the same
+    confirmation step as a booking. The new slot is held before the old one is given
+    up, so the patient keeps the appointment until the move is decided, and keeps it
+    if the new time is taken meanwhile. The email says how it ended; a moved
+    appointment's calendar invite moves with it.
+    """
+    booking = opened(await stored(booking_id), key_required(key))
+    if not isinstance(key, Staff) and within_notice(booking):
+        raise HTTPException(status.HTTP_409_CONFLICT, too_late())
+    if beyond := beyond_horizon(request.date):
+        raise limited(beyond.message, beyond.retry_after)
+    doctor_id = request.doctor_id or booking.doctor_id
+    if code := await never_bookable(request.date, doctor_id):
+        field = "doctorId" if code is RejectionCode.DOCTOR_UNAVAILABLE else "date"
+        raise invalid(["body", field], reason(code), code.value)
+    try:
+        moving = await ask_to_move(booking, request.date, doctor_id)
+    except CannotMove as refused:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(refused)) from None
+    current_booking_id.set(moving.id)
+    if isinstance(key, Staff):
+        audit_read(key, f"and moved booking {moving.id}")
+    background.add_task(hand_over, publishers, moving.id, request_name(moving))
+    return BookingOut.of(moving)
