@@ -20,7 +20,16 @@ from clinic.api.http_metrics import HttpMetrics
 from clinic.api.privacy import NoStore
 from clinic.api.rate_limits import BookingRate
 from clinic.api.request_limits import RequestLimits
-from clinic.api.routes import booking_list, bookings, docs, doctors, health, intake, moves
+from clinic.api.routes import (
+    booking_list,
+    bookings,
+    docs,
+    doctors,
+    health,
+    intake,
+    manage_page,
+    moves,
+)
 from clinic.api.routes.metrics import router as metrics_router
 from clinic.api.seed import seed_doctors
 from clinic.domain.admission import PendingBacklog
@@ -88,6 +97,7 @@ def create_app() -> FastAPI:
     app.include_router(health.router)
     app.include_router(metrics_router)
     app.include_router(docs.router)
+    app.include_router(manage_page.router)
     app.add_exception_handler(DatabaseUnavailable, database_unavailable)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, invalid_request)

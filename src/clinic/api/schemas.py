@@ -95,6 +95,7 @@ class BookingOut(BookingStatusOut):
     patient_email: str
     date: datetime
     doctor_id: str | None = Field(None, description="The doctor, once one is chosen.")
+    doctor_name: str | None = Field(None, description="The doctor's name, once one is chosen.")
     language: Language = Field(Language.ES, description="The language of the patient's emails.")
     pending_move: PendingMoveOut | None = Field(
         None, description="A move asked for, being decided; the email tells how it ended."
