@@ -16,7 +16,7 @@ from clinic.domain.cancellation import cancel
 from clinic.domain.email_content import compose_email
 from clinic.domain.emails import email_once
 from clinic.domain.outbox import Clock, oldest_unsent_age, relay_once
-from clinic.domain.reminders import reminder_event
+from clinic.domain.reminders import remind_older_bookings, reminder_event
 from clinic.messages import BookingStatus, Language
 from clinic.settings import Settings
 from clinic.store.documents import Booking, MessageKind, OutboxRecord
@@ -110,6 +110,23 @@ async def test_a_booking_made_within_a_day_of_its_appointment_gets_no_separate_r
     await confirmed(workers, days=0.5)
     assert await reminders() == []
     assert len(mailbox.sent) == 1  # its confirmation is the reminder
+
+
+async def test_bookings_confirmed_before_reminders_get_theirs_once() -> None:
+    # As stored before bookings had a revision: confirmed, a week and an hour ahead.
+    week, hour = utcnow() + timedelta(days=7), utcnow() + timedelta(hours=1)
+    for when in (week, hour):
+        old = Booking(patient_name="Ann Lee", patient_email="ann@example.com", date=when)
+        raw = {**old.model_dump(by_alias=True), "status": "confirmed"}
+        del raw["revision"]
+        await Booking.get_pymongo_collection().insert_one(raw)
+
+    assert await remind_older_bookings() == 1  # the one within the lead time gets none
+    assert await remind_older_bookings() == 0  # found once
+    [record] = await reminders()
+    assert record.due_at is not None
+    assert abs(record.due_at - (week - timedelta(hours=24))) < timedelta(seconds=1)
+    assert record.revision == 0
 
 
 @pytest.mark.parametrize("language", list(Language))

@@ -33,6 +33,7 @@ from clinic.api.routes import (
 from clinic.api.routes.metrics import router as metrics_router
 from clinic.api.seed import seed_doctors
 from clinic.domain.admission import PendingBacklog
+from clinic.domain.reminders import remind_older_bookings
 from clinic.logs import configure_logging
 from clinic.messaging.broker import Publishers, new_broker
 from clinic.messaging.topology import declare_topology
@@ -51,6 +52,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await seed_doctors(Path(settings.doctors_file))
     if not settings.staff_token_names:
         log.warning("no CLINIC_STAFF_TOKENS: the staff endpoints refuse everyone")
+    if reminded := await remind_older_bookings():
+        log.info("scheduled the reminders of %d bookings confirmed before reminders", reminded)
     if not settings.manage_token_key:
         log.warning("no CLINIC_MANAGE_TOKEN_KEY: patients' emails carry no manage link")
     await app.state.broker.connect()

@@ -47,6 +47,24 @@ async def schedule_reminder(booking: Booking, now: datetime | None = None) -> bo
     return await outbox.add(outbox.reminder_record(booking.id, booking.revision, due))
 
 
+UPGRADE_BATCH = 500
+"""Bookings read at a time when older ones are given their reminders."""
+
+
+async def remind_older_bookings() -> int:
+    """Schedule the reminders of bookings confirmed before reminders existed; how many.
+
+    Run at API startup: each such booking is then given revision 0, so it is found
+    once, and a booking within the lead time gets none, as a new one would.
+    """
+    scheduled = 0
+    while older := await bookings.confirmed_unrevised(UPGRADE_BATCH):
+        for booking in older:
+            scheduled += await schedule_reminder(booking)
+        await bookings.mark_revised([booking.id for booking in older])
+    return scheduled
+
+
 def still_reminded(booking: Booking | None, revision: int, now: datetime) -> bool:
     """Whether a reminder for ``revision`` still stands: the booking is confirmed as it was
     then, and the appointment is still to come."""

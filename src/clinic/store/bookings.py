@@ -121,6 +121,21 @@ async def cancel(booking_id: str) -> bool:
     return bool(result.modified_count)
 
 
+async def confirmed_unrevised(limit: int) -> list[Booking]:
+    """Up to ``limit`` confirmed bookings stored before bookings had a revision."""
+    found = Booking.get_pymongo_collection().find(
+        {"status": BookingStatus.CONFIRMED, "revision": {"$exists": False}}, limit=limit
+    )
+    return [Booking.model_validate(raw) async for raw in found]
+
+
+async def mark_revised(booking_ids: list[str]) -> None:
+    """Give bookings stored before revisions existed their first one, 0."""
+    await Booking.get_pymongo_collection().update_many(
+        {"_id": {"$in": booking_ids}, "revision": {"$exists": False}}, {"$set": {"revision": 0}}
+    )
+
+
 async def add_move(booking: Booking, move: PendingMove, due_at: datetime) -> bool:
     """Store a move request on a confirmed booking with none pending, as read at its
     revision; whether it was stored. Its request is due like a new booking's."""
