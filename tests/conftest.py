@@ -80,6 +80,7 @@ from clinic.messaging.topology import QUEUES, declare_topology  # noqa: E402
 from clinic.settings import settings  # noqa: E402
 from clinic.store.database import connect_database  # noqa: E402
 from clinic.store.documents import DOCUMENT_MODELS  # noqa: E402
+from tests.stack import Stack  # noqa: E402
 
 BIN = Path(sys.executable).parent
 
@@ -322,3 +323,13 @@ def requests_published(api: FastAPI, client: AsyncClient) -> MagicMock:
     """What the API published to ``booking_requests`` (its broker is in memory)."""
     mock: MagicMock = api.state.publishers.booking_requests.mock
     return mock
+
+
+@pytest.fixture
+def stack(tmp_path: Path, rabbit: aio_pika.abc.AbstractChannel) -> Iterator[Stack]:
+    """The clinic as processes on the session's vhost and database, stopped afterwards."""
+    clinic = Stack(tmp_path, vhost_rabbitmqctl)
+    try:
+        yield clinic
+    finally:
+        clinic.stop_all()

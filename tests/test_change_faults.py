@@ -7,11 +7,8 @@ an appointment a month away falls due now.
 """
 
 import json
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
-import aio_pika
 import httpx
 import pytest
 
@@ -21,20 +18,10 @@ from clinic.messages import BookingStatus
 from clinic.store import outbox
 from clinic.store.documents import Booking, MessageKind, OutboxRecord, SlotClaim
 from clinic.store.slots import slot_key
-from tests.conftest import vhost_rabbitmqctl
 from tests.integration import wait_for
 from tests.stack import Stack, log_count, wait_until_terminal
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(180), pytest.mark.usefixtures("clean_db")]
-
-
-@pytest.fixture
-def stack(tmp_path: Path, rabbit: aio_pika.abc.AbstractChannel) -> Iterator[Stack]:
-    clinic = Stack(tmp_path, vhost_rabbitmqctl)
-    try:
-        yield clinic
-    finally:
-        clinic.stop_all()
 
 
 async def test_a_worker_killed_after_announcing_a_reminder_still_gives_exactly_one(

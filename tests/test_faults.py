@@ -6,8 +6,6 @@ one terminal state and every status change sends exactly one email.
 """
 
 import asyncio
-from collections.abc import Iterator
-from pathlib import Path
 
 import aio_pika
 import pytest
@@ -17,7 +15,6 @@ from clinic.messaging.topology import BOOKING_REQUESTS
 from clinic.settings import settings
 from clinic.store import outbox
 from clinic.store.documents import Booking, MessageKind, OutboxRecord
-from tests.conftest import vhost_rabbitmqctl
 from tests.integration import parked_messages
 from tests.stack import Stack, log_count, wait_until_terminal
 
@@ -25,16 +22,6 @@ from tests.stack import Stack, log_count, wait_until_terminal
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(300), pytest.mark.usefixtures("clean_db")]
 
 SLOW_CONFIRMATION = {"CLINIC_CONFIRM_DELAY_MIN": "3", "CLINIC_CONFIRM_DELAY_MAX": "3"}
-
-
-@pytest.fixture
-def stack(tmp_path: Path, rabbit: aio_pika.abc.AbstractChannel) -> Iterator[Stack]:
-    """The clinic as processes on the session's vhost and database, stopped afterwards."""
-    clinic = Stack(tmp_path, vhost_rabbitmqctl)
-    try:
-        yield clinic
-    finally:
-        clinic.stop_all()
 
 
 async def decided_once(stack: Stack, booking_id: str) -> Booking:

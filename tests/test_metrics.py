@@ -6,12 +6,9 @@ database reads.
 """
 
 import math
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
-import aio_pika
 import httpx
 import pytest
 from faststream import FastStream
@@ -26,23 +23,13 @@ from clinic.messages import BookAppointment, BookingStatus
 from clinic.messaging.topology import BOOKING_REQUESTS
 from clinic.store import outbox
 from clinic.store.documents import Booking, MessageKind, OutboxRecord
-from tests.conftest import broker_of, vhost_rabbitmqctl
+from tests.conftest import broker_of
 from tests.stack import Stack, wait_until_terminal
 
 pytestmark = pytest.mark.usefixtures("clean_db")
 
 PATIENT = "Juan Pérez"
 EMAIL = "juan@example.com"
-
-
-@pytest.fixture
-def stack(tmp_path: Path, rabbit: aio_pika.abc.AbstractChannel) -> Iterator[Stack]:
-    """The clinic as processes on the session's vhost and database, stopped afterwards."""
-    clinic = Stack(tmp_path, vhost_rabbitmqctl)
-    try:
-        yield clinic
-    finally:
-        clinic.stop_all()
 
 
 class Scrape:

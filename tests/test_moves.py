@@ -7,15 +7,19 @@ import asyncio
 from datetime import datetime, timedelta
 
 import pytest
+from faststream import FastStream
 from httpx import AsyncClient
 from icalendar import Calendar
 
 from clinic.clock import utcnow
+from clinic.domain.email_content import local_when
 from clinic.domain.manage_tokens import new_manage_token
+from clinic.domain.outbox import relay_once
 from clinic.mail import Email
+from clinic.messages import Language
 from clinic.store.documents import Booking, SlotClaim
 from clinic.store.slots import slot_key
-from tests.conftest import STAFF, Mailbox
+from tests.conftest import STAFF, Mailbox, publishers_of
 
 pytestmark = pytest.mark.usefixtures("clean_db")
 
@@ -191,3 +195,22 @@ async def test_within_the_minimum_notice_only_staff_move_an_appointment(
     assert "please call us" in refused.json()["detail"]
     assert by_staff.status_code == 202
     assert (await current(ann)).date == T2
+
+
+async def test_the_reminder_follows_the_moved_appointment(
+    client_and_handlers: AsyncClient, both_handlers: FastStream, mailbox: Mailbox
+) -> None:
+    client = client_and_handlers
+    ann = await book(client, T1)
+    moved = await client.post(
+        f"/booking/{ann['id']}/reschedule", json={"date": T2.isoformat()}, headers=bearer(ann)
+    )
+    assert moved.status_code == 202
+    publishers, day = publishers_of(both_handlers), timedelta(hours=24)
+
+    # The first time's reminder falls due first, and is dropped: its revision is gone.
+    assert await relay_once(publishers, lambda: T1 - day + timedelta(seconds=1)) == 0
+    assert await relay_once(publishers, lambda: T2 - day + timedelta(seconds=1)) == 1
+    reminders = [e for e in mailbox.sent if e.subject.startswith("Recordatorio")]
+    assert len(reminders) == 1
+    assert local_when(T2, Language.ES) in reminders[0].subject

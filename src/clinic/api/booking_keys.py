@@ -1,12 +1,13 @@
 """Who may open a booking: anyone sees its status by id; its manage token or a staff token
 open its details and the changes; nobody learns from a refusal whether it exists."""
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import HTTPException, Path, status
 
 from clinic.api.deps import Staff
 from clinic.api.errors import NOT_OPENED
+from clinic.api.schemas import ErrorOut
 from clinic.domain.manage_tokens import opens
 from clinic.messages import BookingStatus
 from clinic.settings import settings
@@ -20,6 +21,11 @@ BookingId = Annotated[
         examples=["3f2b8c1e-7d4a-4c55-9a0e-2b6f1d9c8e71"],
     ),
 ]
+OPENED: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorOut, "description": "No manage token was sent."},
+    404: {"model": ErrorOut, "description": NOT_OPENED},
+}
+"""The answers of a route that needs the booking's manage token or a staff token."""
 MAX_ID_LENGTH = 64
 """Longer ids cannot exist: they are answered 404 without asking the database."""
 

@@ -18,6 +18,14 @@ from clinic.settings import settings
 from clinic.store import bookings, doctors
 from clinic.store.email_keys import email_key
 
+NEVER_BOOKABLE = (
+    RejectionCode.DATE_IN_PAST,
+    RejectionCode.OUTSIDE_WORKING_HOURS,
+    RejectionCode.NOT_ON_SLOT_BOUNDARY,
+    RejectionCode.DOCTOR_UNAVAILABLE,
+)
+"""The worker's reasons that the API gives at once, as a 422, for a new booking or a move."""
+
 
 async def never_bookable(date: datetime, doctor_id: str | None) -> RejectionCode | None:
     """Why no booking at ``date`` (with ``doctor_id``, if given) could ever be confirmed.

@@ -7,11 +7,12 @@ change that calls for it, so no crash can leave the change without it:
   ``request_due_at`` set, answers 202, publishes the request and records
   ``request:<booking>`` in ``outbox`` as sent. A worker's decision clears
   ``request_due_at``. Keeping the due part in the booking makes storing a
-  booking one write.
-- **A status change no request message will bring back:** a cancellation, or a
-  booking given up on after its last retry. The record
-  ``status:<booking>:<status>`` is written before the booking changes; the change
-  is announced and the record marked sent.
+  booking one write. A move the patient asks for is due the same way, with the
+  booking's ``pending_move``, and recorded sent as ``request:<booking>:move-<revision>``.
+- **A change no request message will bring back:** a cancellation, a no-show, or
+  a booking (or move) given up on after its last retry. Its record
+  ``status:<booking>:...`` is written before the booking changes; the change is
+  announced and the record marked sent (see ``clinic.domain.announcements``).
 - **A worker's own decision** needs no record before it is announced: the worker
   announces before it acks the request, so until then the request message is
   the decision's outbox. It records the announcement as sent, so a redelivered
@@ -24,7 +25,8 @@ change that calls for it, so no crash can leave the change without it:
 Every booking-worker process runs the relay. It leases each request and status
 change still due after ``CLINIC_OUTBOX_GRACE`` and sends it from the booking as
 it is now: a request only while the booking is pending and the broker never
-confirmed it, a status change only while the booking still has that status;
+confirmed it (or while its move is pending), a change only while it is still the
+booking's latest;
 a reminder only while it still stands; anything else is settled or dropped.
 Sending twice is harmless: deciding is idempotent, and a status change or a
 reminder keeps its message id. The relay reads the time from a clock it is

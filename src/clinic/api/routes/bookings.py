@@ -7,6 +7,7 @@ from fastapi import APIRouter, BackgroundTasks, HTTPException, status
 
 from clinic.api.booking_keys import (
     CHANGEABLE,
+    OPENED,
     BookingId,
     key_required,
     opened,
@@ -31,8 +32,7 @@ log = logging.getLogger("clinic.api")
 
 router = APIRouter(tags=["bookings"])
 CANCEL_ANSWERS: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorOut, "description": "No manage token was sent."},
-    404: {"model": ErrorOut, "description": NOT_OPENED},
+    **OPENED,
     409: {
         "model": ErrorOut,
         "description": (

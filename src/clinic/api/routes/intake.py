@@ -22,7 +22,13 @@ from clinic.api.schemas import (
     ErrorOut,
     NewBookingOut,
 )
-from clinic.domain.admission import beyond_horizon, never_bookable, reason, too_many_upcoming
+from clinic.domain.admission import (
+    NEVER_BOOKABLE,
+    beyond_horizon,
+    never_bookable,
+    reason,
+    too_many_upcoming,
+)
 from clinic.domain.manage_tokens import new_manage_token
 from clinic.domain.outbox import hand_over, request_due
 from clinic.logs import current_booking_id
@@ -36,13 +42,6 @@ from clinic.store.idempotency import KeyReused, claim_key, release_key
 log = logging.getLogger("clinic.api")
 
 router = APIRouter(tags=["bookings"])
-NEVER_BOOKABLE = (
-    RejectionCode.DATE_IN_PAST,
-    RejectionCode.OUTSIDE_WORKING_HOURS,
-    RejectionCode.NOT_ON_SLOT_BOUNDARY,
-    RejectionCode.DOCTOR_UNAVAILABLE,
-)
-"""The worker's reasons that POST /book gives at once, as a 422."""
 
 
 def _opened_with_token(operation_id: str, what: str) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from fastapi import APIRouter, BackgroundTasks, HTTPException, status
 
 from clinic.api.booking_keys import (
+    OPENED,
     BookingId,
     key_required,
     opened,
@@ -10,10 +11,10 @@ from clinic.api.booking_keys import (
     too_late,
 )
 from clinic.api.deps import BookingKey, Publish, Staff
-from clinic.api.errors import NOT_OPENED, TOO_LARGE, UNAVAILABLE, invalid, limited, refusals
+from clinic.api.errors import TOO_LARGE, UNAVAILABLE, invalid, limited, refusals
 from clinic.api.privacy import audit_read
 from clinic.api.schemas import BookingOut, ErrorOut, MoveRequest
-from clinic.domain.admission import beyond_horizon, never_bookable, reason
+from clinic.domain.admission import NEVER_BOOKABLE, beyond_horizon, never_bookable, reason
 from clinic.domain.cancellation import within_notice
 from clinic.domain.moves import CannotMove, ask_to_move
 from clinic.domain.outbox import hand_over, request_name
@@ -21,13 +22,6 @@ from clinic.logs import current_booking_id
 from clinic.messages import RejectionCode
 
 router = APIRouter(tags=["bookings"])
-NEVER_MOVABLE = (
-    RejectionCode.DATE_IN_PAST,
-    RejectionCode.OUTSIDE_WORKING_HOURS,
-    RejectionCode.NOT_ON_SLOT_BOUNDARY,
-    RejectionCode.DOCTOR_UNAVAILABLE,
-)
-"""The worker's reasons a move is refused for at once, as a 422."""
 
 
 @router.post(
@@ -36,8 +30,7 @@ NEVER_MOVABLE = (
     response_model=BookingOut,
     response_model_exclude_none=True,
     responses={
-        401: {"model": ErrorOut, "description": "No manage token was sent."},
-        404: {"model": ErrorOut, "description": NOT_OPENED},
+        **OPENED,
         409: {
             "model": ErrorOut,
             "description": (
@@ -47,7 +40,7 @@ NEVER_MOVABLE = (
             ),
         },
         **TOO_LARGE,
-        **refusals(*NEVER_MOVABLE),
+        **refusals(*NEVER_BOOKABLE),
         429: {"model": ErrorOut, "description": "The new date is beyond the booking horizon."},
         **UNAVAILABLE,
     },
