@@ -16,6 +16,7 @@ from clinic.domain.manage_tokens import manage_link
 from clinic.domain.scheduling import local_time
 from clinic.mail import Email
 from clinic.messages import (
+    AppointmentReminderDue,
     BookingStatus,
     BookingStatusChanged,
     Language,
@@ -98,8 +99,9 @@ MANAGED = {"reminder", "moved", "move_refused", BookingStatus.PENDING, BookingSt
 
 def compose_email(event: PatientEvent, booking: Booking, minutes: int = 30) -> Email:
     """The email that tells the patient of ``booking`` about ``event``, or reminds them of
-    the appointment, in their language, with the manage link and, for a confirmation or
-    a cancellation, a calendar invite for an appointment ``minutes`` long.
+    the appointment, in their language, with the manage link while the booking can
+    change and, for a confirmation, a move or a cancellation, a calendar invite for an
+    appointment ``minutes`` long.
 
     It starts with the clinic's words, not with the name typed in the booking: that
     text is anyone's, and must not make the clinic's email say what a stranger wants.
@@ -111,19 +113,20 @@ def compose_email(event: PatientEvent, booking: Booking, minutes: int = 30) -> E
     requested = previous = None
     if isinstance(event, BookingStatusChanged):
         kind = what = event.status.value
-        invite, code, reason = (
-            calendar_invite(event, booking, minutes),
-            event.reason_code,
-            event.reason,
-        )
+        code, reason = event.reason_code, event.reason
     elif isinstance(event, MoveDecided):
-        kind, what = ("moved" if event.moved else "move_refused"), f"move-{event.revision}"
-        invite, code, reason = calendar_invite(event, booking, minutes), event.reason_code, None
+        kind = "moved" if event.moved else "move_refused"
+        what, code, reason = f"move-{event.revision}", event.reason_code, None
         requested = local_when(event.requested_date, language)
         previous = event.previous_date and local_when(event.previous_date, language)
-    else:  # a reminder: the invite came with the confirmation
-        kind, what = "reminder", f"reminder-{event.revision}"
-        invite, code, reason = None, None, None
+    else:
+        kind, what, code, reason = "reminder", f"reminder-{event.revision}", None, None
+    # A reminder carries no invite: the confirmation's is in the calendar already.
+    invite = (
+        None
+        if isinstance(event, AppointmentReminderDue)
+        else calendar_invite(event, booking, minutes)
+    )
     values = {
         "status": kind,
         "when": when,

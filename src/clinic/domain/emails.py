@@ -1,12 +1,13 @@
 """Emails to patients: what they say, who sends them, and that each is sent once.
 
 Before sending, the notification worker records ``email:<booking>:<status>``
-(a reminder: ``email:<booking>:reminder-<revision>``) in the outbox; the unique
-id lets exactly one delivery of the event win. The record is marked sent once
-the email left, so a redelivery (after a crash before the ack, or a duplicated
-event) finds it sent and sends nothing. A record whose send
-never finished (the worker died mid-send) is taken over once
-``CLINIC_EMAIL_SEND_TIMEOUT`` has passed, so the email is retried, not forgotten.
+(a reminder: ``email:<booking>:reminder-<revision>``; a move decided:
+``email:<booking>:move-<revision>``) in the outbox; the unique id lets exactly
+one delivery of the event win. The record is marked sent once the email left, so
+a redelivery (after a crash before the ack, or a duplicated event) finds it sent
+and sends nothing. A record whose send never finished (the worker died mid-send)
+is taken over once ``CLINIC_EMAIL_SEND_TIMEOUT`` has passed, so the email is
+retried, not forgotten.
 """
 
 import asyncio
