@@ -69,6 +69,7 @@ from faststream import FastStream  # noqa: E402
 from faststream.rabbit import RabbitBroker, TestRabbitBroker  # noqa: E402
 from httpx import ASGITransport, AsyncClient  # noqa: E402
 from pymongo import AsyncMongoClient  # noqa: E402
+from pymongo.errors import AutoReconnect  # noqa: E402
 
 from clinic.api import create_app  # noqa: E402
 from clinic.api.seed import seed_doctors  # noqa: E402
@@ -177,14 +178,25 @@ async def clean_db(
 
     Beanie's registration is global: a test that ran the API's lifespan left it
     pointing at a client that is now closed, so it is bound again here.
+
+    Tried up to three times: the session client's monitor, with the tests' one-second
+    timeouts, can find the server slow while another test boots a RabbitMQ node, and
+    then interrupts the connections in use (pymongo's AutoReconnect). That is the
+    machine's load, not the behaviour under test, and each attempt starts afresh.
     """
-    await init_beanie(
-        database=database[os.environ["CLINIC_MONGO_DB"]], document_models=DOCUMENT_MODELS
-    )
-    for model in DOCUMENT_MODELS:
-        await model.get_pymongo_collection().delete_many({})
-    await seed_doctors(Path(settings.doctors_file))
-    return database
+    for attempt in range(3):
+        try:
+            await init_beanie(
+                database=database[os.environ["CLINIC_MONGO_DB"]], document_models=DOCUMENT_MODELS
+            )
+            for model in DOCUMENT_MODELS:
+                await model.get_pymongo_collection().delete_many({})
+            await seed_doctors(Path(settings.doctors_file))
+            return database
+        except AutoReconnect:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
 
 
 class Mailbox:
