@@ -78,6 +78,11 @@ class BookingStatusChanged(WireMessage):
         ),
     )
 
+    @property
+    def change(self) -> str:
+        """Which of its booking's changes this is: its status, reached once."""
+        return self.status.value
+
 
 class AppointmentReminderDue(WireMessage):
     """Event: a confirmed appointment is ``CLINIC_REMINDER_BEFORE`` away, and the patient is
@@ -95,6 +100,11 @@ class AppointmentReminderDue(WireMessage):
     revision: int = Field(description="The booking's revision the reminder is for.")
     occurred_at: datetime
 
+    @property
+    def change(self) -> str:
+        """Which of its booking's messages this is: one reminder per revision."""
+        return f"reminder-{self.revision}"
+
 
 class MoveDecided(WireMessage):
     """Event: the booking workers decided a patient's request to move a confirmed
@@ -111,6 +121,11 @@ class MoveDecided(WireMessage):
     reason_code: RejectionCode | None = Field(None, description="Refused: why.")
     revision: int = Field(description="The booking's revision with this decision.")
     occurred_at: datetime
+
+    @property
+    def change(self) -> str:
+        """Which of its booking's changes this is: one move decided per revision."""
+        return f"move-{self.revision}"
 
 
 def _event_kind(event: object) -> str:

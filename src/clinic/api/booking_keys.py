@@ -8,6 +8,7 @@ from fastapi import HTTPException, Path, status
 from clinic.api.deps import Staff
 from clinic.api.errors import NOT_OPENED
 from clinic.api.schemas import ErrorOut
+from clinic.domain.cancellation import within_notice
 from clinic.domain.manage_tokens import opens
 from clinic.messages import BookingStatus
 from clinic.settings import settings
@@ -52,12 +53,16 @@ CHANGEABLE = {BookingStatus.PENDING, BookingStatus.CONFIRMED}
 """What a patient may still change, notice permitting."""
 
 
-def too_late() -> str:
-    """Why a patient's change is refused this close to the appointment."""
+def refuse_late_change(booking: Booking, key: Staff | str) -> None:
+    """409 for a patient changing an appointment within ``CLINIC_MIN_NOTICE``: the clinic
+    may not fill the time any more, so the patient calls. Staff are not limited."""
+    if isinstance(key, Staff) or booking.status not in CHANGEABLE or not within_notice(booking):
+        return
     hours = settings.min_notice.total_seconds() / 3600
-    return (
+    raise HTTPException(
+        status.HTTP_409_CONFLICT,
         f"Less than {hours:g} hours before the appointment it can only be changed by the "
-        "clinic: please call us."
+        "clinic: please call us.",
     )
 
 

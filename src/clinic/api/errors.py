@@ -1,13 +1,14 @@
 """Error answers shared by the routes, documented in the OpenAPI document."""
 
 import math
+from datetime import datetime
 from typing import Any
 
 from fastapi import HTTPException, status
 
 from clinic.api.fields import RULES
 from clinic.api.schemas import ErrorOut, ProblemsOut
-from clinic.domain.admission import reason
+from clinic.domain.admission import beyond_horizon, never_bookable, reason
 from clinic.messages import RejectionCode
 
 NOT_FOUND = "No booking with this id."
@@ -81,6 +82,16 @@ def limited(message: str, retry_after: float) -> HTTPException:
         message,
         headers={"Retry-After": str(max(1, math.ceil(retry_after)))},
     )
+
+
+async def refuse_unbookable(date: datetime, doctor_id: str | None) -> None:
+    """Refuse at once an appointment time no booking worker could ever give: beyond the
+    horizon (429), or never bookable (422, with the worker's reason code as its type)."""
+    if beyond := beyond_horizon(date):
+        raise limited(beyond.message, beyond.retry_after)
+    if code := await never_bookable(date, doctor_id):
+        field = "doctorId" if code is RejectionCode.DOCTOR_UNAVAILABLE else "date"
+        raise invalid(["body", field], reason(code), code.value)
 
 
 def busy(retry_after: float) -> HTTPException:

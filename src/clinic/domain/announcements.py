@@ -66,8 +66,7 @@ def status_event(booking: Booking) -> BookingStatusChanged | MoveDecided:
 def announcement(booking: Booking) -> tuple[str, BookingStatusChanged | MoveDecided]:
     """The id of the outbox record of the booking's latest change, and its event."""
     event = status_event(booking)
-    what = f"move-{event.revision}" if isinstance(event, MoveDecided) else booking.status.value
-    return outbox.record_id(MessageKind.STATUS, booking.id, what), event
+    return outbox.record_id(MessageKind.STATUS, booking.id, event.change), event
 
 
 async def announce_once(publishers: Publishers, booking: Booking) -> None:
@@ -77,8 +76,7 @@ async def announce_once(publishers: Publishers, booking: Booking) -> None:
     if existing is not None and existing.sent_at is not None:
         return
     await publishers.announce(event)
-    what = record_id.rpartition(":")[2]
-    sent = outbox.new_record(MessageKind.STATUS, booking.id, booking.status, None, what)
+    sent = outbox.new_record(MessageKind.STATUS, booking.id, booking.status, None, event.change)
     if existing is not None or not await outbox.add(sent):
         await outbox.mark_sent(record_id)
 
@@ -92,7 +90,7 @@ async def announce_recorded(publishers: Publishers, booking: Booking) -> None:
     except Exception as exc:  # noqa: BLE001 - the outbox relay announces it later
         log.warning(
             "%s not announced yet, the outbox relay will: %s",
-            record_id.rpartition(":")[2],
+            event.change,
             error_summary(exc),
             extra={"booking_id": booking.id},
         )

@@ -108,19 +108,17 @@ def compose_email(event: PatientEvent, booking: Booking, minutes: int = 30) -> E
     """
     language = booking.language
     when = local_when(event.date, language)
-    # What the email is about (``kind``), and for its Message-ID (``what``): one per
-    # status, one per reminder, one per move.
+    # What the email is about: its template's part and its subject.
     requested = previous = None
     if isinstance(event, BookingStatusChanged):
-        kind = what = event.status.value
-        code, reason = event.reason_code, event.reason
+        kind, code, reason = event.status.value, event.reason_code, event.reason
     elif isinstance(event, MoveDecided):
         kind = "moved" if event.moved else "move_refused"
-        what, code, reason = f"move-{event.revision}", event.reason_code, None
+        code, reason = event.reason_code, None
         requested = local_when(event.requested_date, language)
         previous = event.previous_date and local_when(event.previous_date, language)
     else:
-        kind, what, code, reason = "reminder", f"reminder-{event.revision}", None, None
+        kind, code, reason = "reminder", None, None
     # A reminder carries no invite: the confirmation's is in the calendar already.
     invite = (
         None
@@ -143,7 +141,8 @@ def compose_email(event: PatientEvent, booking: Booking, minutes: int = 30) -> E
         subject=f"{SUBJECTS[language][kind]}: {when}",
         body=_templates.get_template(f"{language.value}/status.txt").render(values),
         booking_id=event.booking_id,
-        reference=f"{event.booking_id}.{what}",
+        # One Message-ID per change: a copy sent after a retry is the same email.
+        reference=f"{event.booking_id}.{event.change}",
         html=_templates.get_template(f"{language.value}/status.html").render(values),
         language=language.value,
         calendar=invite.text if invite else "",

@@ -49,11 +49,8 @@ class SendInProgress(Exception):  # noqa: N818 - it names the situation, not an 
 
 def email_record(event: PatientEvent, lease: float) -> OutboxRecord:
     """The outbox record of ``event``'s email, unsent, leased for ``lease`` seconds."""
-    if isinstance(event, BookingStatusChanged):
-        return outbox.new_record(MessageKind.EMAIL, event.booking_id, event.status, lease)
-    kind = "reminder" if isinstance(event, AppointmentReminderDue) else "move"
-    what = f"{kind}-{event.revision}"
-    return outbox.new_record(MessageKind.EMAIL, event.booking_id, None, lease, what)
+    status = event.status if isinstance(event, BookingStatusChanged) else None
+    return outbox.new_record(MessageKind.EMAIL, event.booking_id, status, lease, event.change)
 
 
 async def claim_email(event: PatientEvent) -> OutboxRecord | None:

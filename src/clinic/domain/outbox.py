@@ -128,8 +128,7 @@ async def _send_request(publishers: Publishers, booking: Booking) -> bool:
 async def _send_status(publishers: Publishers, record: OutboxRecord) -> bool:
     """Announce a leased change if it is still the booking's latest; whether it was sent."""
     booking = await bookings.get(record.booking_id)
-    latest = None if booking is None else announcement(booking)
-    if booking is None or latest is None or latest[0] != record.id:
+    if booking is None or (latest := announcement(booking))[0] != record.id:
         # Superseded, or the change never happened (the process died in between).
         await outbox.delete(record.id)
         return False

@@ -15,8 +15,6 @@ from faststream.rabbit.publisher import RabbitPublisher
 from clinic.messages import (
     BookAppointment,
     BookingEvent,
-    BookingStatusChanged,
-    MoveDecided,
     PatientEvent,
 )
 from clinic.messaging.message_metrics import MessageMetrics
@@ -106,15 +104,11 @@ class Publishers:
     async def announce(self, event: PatientEvent) -> None:
         """Fan an event out; its message id names the change (or the reminder), so copies
         can be told apart."""
-        if isinstance(event, BookingStatusChanged):
-            what = event.status.value
-        elif isinstance(event, MoveDecided):
-            what = f"move-{event.revision}"
-        else:
-            what = f"reminder-{event.revision}"
         async with asyncio.timeout(settings.publish_timeout):
             await self.status_changes.publish(
-                event, correlation_id=event.booking_id, message_id=f"{event.booking_id}:{what}"
+                event,
+                correlation_id=event.booking_id,
+                message_id=f"{event.booking_id}:{event.change}",
             )
 
     async def park(self, body: bytes, **properties: Any) -> None:

@@ -18,9 +18,10 @@ from clinic.store.batching import Batched, inserts_of, reads_of
 from clinic.store.documents import DUE, MessageKind, OutboxRecord
 
 
-def _later(seconds: float) -> datetime:
-    """``seconds`` from now, to the millisecond, so it compares equal once stored."""
-    return utcnow() + timedelta(milliseconds=round(seconds * 1000))
+def _later(seconds: float, now: datetime | None = None) -> datetime:
+    """``seconds`` from ``now`` (the clock's), to the millisecond, so it compares equal
+    once stored."""
+    return (now or utcnow()) + timedelta(milliseconds=round(seconds * 1000))
 
 
 def record_id(kind: MessageKind, booking_id: str, what: str | None = None) -> str:
@@ -111,7 +112,7 @@ async def lease_due(
         # The $type repeats the partial index's filter, so the index may serve it.
         {"due_at": {"$type": "date", "$lte": now}, "kind": {"$in": [k.value for k in kinds]}},
         {
-            "$set": {"due_at": now + timedelta(milliseconds=round(lease * 1000))},
+            "$set": {"due_at": _later(lease, now)},
             "$inc": {"attempts": 1},
         },
         sort=[("due_at", ASCENDING)],

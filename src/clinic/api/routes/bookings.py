@@ -6,13 +6,12 @@ from typing import Any
 from fastapi import APIRouter, BackgroundTasks, HTTPException, status
 
 from clinic.api.booking_keys import (
-    CHANGEABLE,
     OPENED,
     BookingId,
     key_required,
     opened,
+    refuse_late_change,
     stored,
-    too_late,
 )
 from clinic.api.deps import TOKEN_OPTIONAL, BookingKey, Publish, Staff, StaffMember
 from clinic.api.errors import NOT_FOUND, NOT_OPENED, STAFF, UNAVAILABLE
@@ -23,7 +22,7 @@ from clinic.api.schemas import (
     ErrorOut,
 )
 from clinic.domain.announcements import announce_recorded
-from clinic.domain.cancellation import CannotCancel, cancel, within_notice
+from clinic.domain.cancellation import CannotCancel, cancel
 from clinic.domain.no_show import NotYetMissed, mark_no_show
 from clinic.logs import current_booking_id
 from clinic.messages import BookingStatus
@@ -64,8 +63,7 @@ async def cancel_booking(
     """
     key = key_required(key)
     booking = opened(await stored(booking_id), key)
-    if not isinstance(key, Staff) and booking.status in CHANGEABLE and within_notice(booking):
-        raise HTTPException(status.HTTP_409_CONFLICT, too_late())
+    refuse_late_change(booking, key)
     try:
         cancelled, by_this_call = await cancel(booking_id)
     except CannotCancel as exc:

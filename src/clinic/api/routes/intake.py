@@ -12,9 +12,9 @@ from clinic.api.errors import (
     LIMITED,
     TOO_LARGE,
     busy,
-    invalid,
     limited,
     refusals,
+    refuse_unbookable,
 )
 from clinic.api.rate_limits import client_address
 from clinic.api.schemas import (
@@ -22,17 +22,10 @@ from clinic.api.schemas import (
     ErrorOut,
     NewBookingOut,
 )
-from clinic.domain.admission import (
-    NEVER_BOOKABLE,
-    beyond_horizon,
-    never_bookable,
-    reason,
-    too_many_upcoming,
-)
+from clinic.domain.admission import NEVER_BOOKABLE, too_many_upcoming
 from clinic.domain.manage_tokens import new_manage_token
 from clinic.domain.outbox import hand_over, request_due
 from clinic.logs import current_booking_id
-from clinic.messages import RejectionCode
 from clinic.metrics import count_booking
 from clinic.redaction import mask_email
 from clinic.store import bookings
@@ -140,11 +133,7 @@ async def book(
     """
     if staff is None and (refused := rate.take(client_address(http))):
         raise limited(*refused)
-    if beyond := beyond_horizon(request.date):
-        raise limited(beyond.message, beyond.retry_after)
-    if code := await never_bookable(request.date, request.doctor_id):
-        field = "doctorId" if code is RejectionCode.DOCTOR_UNAVAILABLE else "date"
-        raise invalid(["body", field], reason(code), code.value)
+    await refuse_unbookable(request.date, request.doctor_id)
     if await backlog.too_long():
         raise busy(backlog.refresh * 5)
     booking_id = new_booking_id()

@@ -7,19 +7,17 @@ from clinic.api.booking_keys import (
     BookingId,
     key_required,
     opened,
+    refuse_late_change,
     stored,
-    too_late,
 )
 from clinic.api.deps import BookingKey, Publish, Staff
-from clinic.api.errors import TOO_LARGE, UNAVAILABLE, invalid, limited, refusals
+from clinic.api.errors import TOO_LARGE, UNAVAILABLE, refusals, refuse_unbookable
 from clinic.api.privacy import audit_read
 from clinic.api.schemas import BookingOut, ErrorOut, MoveRequest
-from clinic.domain.admission import NEVER_BOOKABLE, beyond_horizon, never_bookable, reason
-from clinic.domain.cancellation import within_notice
+from clinic.domain.admission import NEVER_BOOKABLE
 from clinic.domain.moves import CannotMove, ask_to_move
 from clinic.domain.outbox import hand_over, request_name
 from clinic.logs import current_booking_id
-from clinic.messages import RejectionCode
 
 router = APIRouter(tags=["bookings"])
 
@@ -62,15 +60,11 @@ async def reschedule(
     if the new time is taken meanwhile. The email says how it ended; a moved
     appointment's calendar invite moves with it.
     """
-    booking = opened(await stored(booking_id), key_required(key))
-    if not isinstance(key, Staff) and within_notice(booking):
-        raise HTTPException(status.HTTP_409_CONFLICT, too_late())
-    if beyond := beyond_horizon(request.date):
-        raise limited(beyond.message, beyond.retry_after)
+    key = key_required(key)
+    booking = opened(await stored(booking_id), key)
+    refuse_late_change(booking, key)
     doctor_id = request.doctor_id or booking.doctor_id
-    if code := await never_bookable(request.date, doctor_id):
-        field = "doctorId" if code is RejectionCode.DOCTOR_UNAVAILABLE else "date"
-        raise invalid(["body", field], reason(code), code.value)
+    await refuse_unbookable(request.date, doctor_id)
     try:
         moving = await ask_to_move(booking, request.date, doctor_id)
     except CannotMove as refused:
