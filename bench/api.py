@@ -16,7 +16,7 @@ from pathlib import Path
 from pymongo import MongoClient
 from tests.processes import Service
 
-from bench.environment import Clinic
+from bench.environment import Clinic, CpuMeter
 
 WRK_SCRIPT = Path(__file__).with_name("post_book.lua")
 CONNECTIONS, DURATION, WARMUP = 64, 15, 3
@@ -71,14 +71,34 @@ def wrk(url: str, seconds: int) -> Load:
     )
 
 
-def measure_ours(clinic: Clinic) -> tuple[Load, int, int, int, float]:
-    """Load, accepted, stored, enqueued, and the API's peak RSS in MB."""
+@dataclass
+class ApiRun:
+    """One run of the API under load: what wrk saw, what was kept, what it cost."""
+
+    load: Load
+    accepted: int
+    stored: int
+    enqueued: int
+    peak_rss_mb: float
+    cpu_ms: dict[str, float]
+    """CPU milliseconds per accepted request, by process (API, database, broker, wrk)."""
+
+    @property
+    def lost(self) -> int:
+        # wrk does not count answers still in flight when it stops, so stored >= accepted.
+        return max(0, self.accepted - self.stored) + max(0, self.stored - self.enqueued)
+
+
+def measure_ours(clinic: Clinic) -> ApiRun:
+    """Load the API alone; check every accepted booking was stored and enqueued."""
     api = clinic.start("api")
     clinic.wait_until_ready()
     warm = wrk(f"{clinic.base_url}/book", WARMUP)
+    meter = clinic.cpu_meter().start()
     load = wrk(f"{clinic.base_url}/book", DURATION)
     accepted = warm.requests - warm.non_2xx + load.requests - load.non_2xx
-    time.sleep(2)  # requests still in flight when wrk stopped finish storing
+    time.sleep(2)  # requests still in flight when wrk stopped finish storing and publishing
+    used = meter.stop()
     with MongoClient(clinic.mongo_url) as client:
         stored = client[clinic.db_name]["bookings"].count_documents({})
     deadline = time.monotonic() + 30  # the last publishes finish after their answers
@@ -88,11 +108,13 @@ def measure_ours(clinic: Clinic) -> tuple[Load, int, int, int, float]:
         time.sleep(0.5)
     peak = clinic.rss(peak=True)["api"]
     assert api.running
-    return load, accepted, stored, enqueued, peak
+    served = max(load.requests - load.non_2xx, 1)
+    cpu_ms = {name: seconds * 1000 / served for name, seconds in used.items()}
+    return ApiRun(load, accepted, stored, enqueued, peak, cpu_ms)
 
 
-def measure_bare(workdir: Path, port: int) -> Load:
-    """The same load on an app that only validates the body."""
+def measure_bare(workdir: Path, port: int) -> tuple[Load, float]:
+    """The same load on an app that only validates the body; and its CPU ms per request."""
     bare = Service(
         f"uvicorn bench.bare_app:app --host 127.0.0.1 --port {port} --log-level warning",
         workdir / "bare.log",
@@ -100,6 +122,10 @@ def measure_bare(workdir: Path, port: int) -> Load:
     try:
         time.sleep(2)
         wrk(f"http://127.0.0.1:{port}/book", WARMUP)
-        return wrk(f"http://127.0.0.1:{port}/book", DURATION)
+        assert bare.process is not None
+        meter = CpuMeter({"bare": bare.process.pid}).start()
+        load = wrk(f"http://127.0.0.1:{port}/book", DURATION)
+        used = meter.stop()["bare"]
+        return load, used * 1000 / max(load.requests, 1)
     finally:
         bare.terminate()

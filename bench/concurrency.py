@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         for number in range(1, args.runs + 1):
             # A server of its own per run (see bench.environment.Clinic).
-            with database_server(workdir / f"db-{number}") as mongo_url:
+            with database_server(workdir / f"db-{number}") as (mongo_url, _):
                 run = measure(mongo_url, args, workdir)
                 elapsed = run.decided[-1] - run.start
                 rate = args.bookings / elapsed

@@ -31,17 +31,61 @@ def rabbitmqctl(*args: str) -> str:
 
 
 @contextlib.contextmanager
-def database_server(workdir: Path) -> Iterator[str]:
-    """The MongoDB URL to use: CLINIC_MONGO_URL, or a SecantusDB server of our own."""
+def database_server(workdir: Path) -> Iterator[tuple[str, int | None]]:
+    """The MongoDB URL to use, and its server's pid when it is ours to measure:
+    CLINIC_MONGO_URL, or a SecantusDB server of our own."""
     if url := os.environ.get("CLINIC_MONGO_URL"):
-        yield url
+        yield url, None
         return
     database = EmbeddedDatabase(workdir / "db", log=workdir / "db.log")
     database.start()
+    assert database.process is not None
     try:
-        yield database.url
+        yield database.url, database.process.pid
     finally:
         database.stop()
+
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process has used, with its waited-for children's."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    # After the command name: utime, stime, cutime and cstime are fields 14 to 17.
+    return sum(int(tick) for tick in fields[11:15]) / TICKS
+
+
+def broker_pid() -> int | None:
+    """The local RabbitMQ node's pid, if this user can see it."""
+    found = subprocess.run(["pgrep", "-o", "beam.smp"], capture_output=True, text=True)
+    return int(found.stdout.split()[0]) if found.stdout.strip() else None
+
+
+@dataclass
+class CpuMeter:
+    """CPU seconds used by named processes between ``start`` and ``stop``."""
+
+    pids: dict[str, int]
+    used: dict[str, float] = field(default_factory=dict)
+
+    def start(self) -> "CpuMeter":
+        self._before = self._read()
+        return self
+
+    def stop(self) -> dict[str, float]:
+        after = self._read()
+        self.used = {name: after[name] - self._before[name] for name in after}
+        return self.used
+
+    def _read(self) -> dict[str, float]:
+        # This process's own time, and its waited-for children's (wrk): the load generator.
+        own = os.times()
+        reading = {
+            "load generator": own.user + own.system + own.children_user + own.children_system
+        }
+        reading.update((name, cpu_seconds(pid)) for name, pid in self.pids.items())
+        return reading
 
 
 def rss_mb(pid: int, peak: bool = False) -> float:
@@ -66,6 +110,7 @@ class Clinic:
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     services: dict[str, Service] = field(default_factory=dict)
     mongo_url: str = ""
+    database_pid: int | None = None
     _resources: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
 
     def __post_init__(self) -> None:
@@ -122,6 +167,19 @@ class Clinic:
             if service.process is not None and service.running
         }
 
+    def cpu_meter(self) -> CpuMeter:
+        """A meter of every running service, the database server and the broker."""
+        pids = {
+            name: service.process.pid
+            for name, service in self.services.items()
+            if service.process is not None and service.running
+        }
+        if self.database_pid is not None:
+            pids["database"] = self.database_pid
+        if (broker := broker_pid()) is not None:
+            pids["rabbitmq"] = broker
+        return CpuMeter(pids)
+
     def queue_depth(self, queue: str) -> int:
         for line in rabbitmqctl("list_queues", "-p", self.vhost, "name", "messages").splitlines():
             name, _, count = line.rpartition("\t")
@@ -130,7 +188,7 @@ class Clinic:
         return 0
 
     def __enter__(self) -> "Clinic":
-        self.mongo_url = self._resources.enter_context(
+        self.mongo_url, self.database_pid = self._resources.enter_context(
             database_server(self.workdir / f"db-{self.run_id}")
         )
         self.env["CLINIC_MONGO_URL"] = self.mongo_url

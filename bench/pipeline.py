@@ -33,6 +33,8 @@ class Pipeline:
     p99_ms: float
     rss_at_rest: dict[str, float]
     rss_after: dict[str, float]
+    cpu_ms: dict[str, float]
+    """CPU milliseconds per booking, by process, from the first POST to the last decision."""
 
 
 async def post_all(base_url: str, count: int, concurrency: int) -> None:
@@ -106,10 +108,16 @@ def run_pipeline(clinic: Clinic, workers: int, count: int, concurrency: int) -> 
     clinic.wait_for_workers()
     time.sleep(1)
     at_rest = clinic.rss()
+    meter = clinic.cpu_meter().start()
     started = time.time()
     asyncio.run(post_all(clinic.base_url, count, concurrency))
     posted = time.time()
     decided = wait_terminal(clinic, count, timeout=600)
+    # The patients' emails follow the decisions: their cost is part of a booking's.
+    deadline = time.monotonic() + 120
+    while clinic.queue_depth("email_notifications") and time.monotonic() < deadline:
+        time.sleep(0.5)
+    used = meter.stop()
     last = max(b["updated_at"].timestamp() for b in decided)
     latencies = sorted((b["updated_at"] - b["created_at"]).total_seconds() * 1000 for b in decided)
     return Pipeline(
@@ -120,4 +128,5 @@ def run_pipeline(clinic: Clinic, workers: int, count: int, concurrency: int) -> 
         p99_ms=latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
         rss_at_rest=at_rest,
         rss_after=clinic.rss(),
+        cpu_ms={name: seconds * 1000 / count for name, seconds in used.items()},
     )

@@ -74,6 +74,7 @@ from pymongo.errors import AutoReconnect  # noqa: E402
 from clinic.api import create_app  # noqa: E402
 from clinic.api.seed import seed_doctors  # noqa: E402
 from clinic.domain.emails import default_email_sender  # noqa: E402
+from clinic.domain.hand_overs import HandOvers  # noqa: E402
 from clinic.handlers import booking_router, notifications_router, worker_app  # noqa: E402
 from clinic.mail import Email  # noqa: E402
 from clinic.messaging.broker import Publishers  # noqa: E402
@@ -316,7 +317,8 @@ async def client_and_handlers(
 ) -> AsyncIterator[AsyncClient]:
     """The API publishing through the broker of both handlers, all in memory in this process."""
     api.state.broker = both_handlers.broker
-    api.state.publishers = publishers_of(both_handlers)
+    api.state.publishers = publishers = publishers_of(both_handlers)
+    api.state.hand_overs = HandOvers(publishers)
     async with (
         TestRabbitBroker(api.state.broker),
         AsyncClient(transport=ASGITransport(app=api), base_url="http://clinic") as http,

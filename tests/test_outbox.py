@@ -3,6 +3,7 @@
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import cast
 
 import pytest
 from faststream.rabbit import TestRabbitBroker
@@ -10,11 +11,12 @@ from faststream.rabbit import TestRabbitBroker
 from clinic.clock import utcnow
 from clinic.domain.announcements import record_status
 from clinic.domain.decisions import give_up
-from clinic.domain.outbox import record_request_sent, relay_once
+from clinic.domain.hand_overs import HandOvers, handed_over
+from clinic.domain.outbox import relay_once
 from clinic.handlers import worker_app
 from clinic.messages import BookingStatus
 from clinic.messaging.broker import Publishers
-from clinic.store import outbox
+from clinic.store import hand_over_marks, outbox
 from clinic.store.documents import Booking, MessageKind, OutboxRecord
 from tests.conftest import broker_of, publishers_of
 
@@ -30,7 +32,11 @@ async def publishers() -> AsyncIterator[Publishers]:
 
 
 async def booking(
-    n: int, status: BookingStatus = BookingStatus.PENDING, *, request_overdue: bool = False
+    n: int,
+    status: BookingStatus = BookingStatus.PENDING,
+    *,
+    request_overdue: bool = False,
+    ticket: str | None = None,
 ) -> Booking:
     stored = Booking(
         patient_name=f"Paciente {n}",
@@ -38,6 +44,7 @@ async def booking(
         date=utcnow() + timedelta(days=3, minutes=n),
         status=status,
         request_due_at=utcnow() - timedelta(seconds=1) if request_overdue else None,
+        hand_over=ticket,
     )
     await stored.insert()
     return stored
@@ -53,19 +60,19 @@ async def make_overdue() -> None:
 async def test_the_relay_publishes_only_requests_the_broker_never_confirmed(
     publishers: Publishers,
 ) -> None:
-    # Still pending past the grace period: three wait in the queue behind others,
-    # one was never published (the API died, or the broker refused it).
-    confirmed = [await booking(n, request_overdue=True) for n in range(3)]
-    lost = await booking(3, request_overdue=True)
-    for stored in confirmed:
-        await record_request_sent(stored.id)
+    # Still pending past the grace period: three wait in the queue behind others (their
+    # API process recorded them handed over), one was never published (the API died, or
+    # the broker refused it), and one was stored by a process that recorded nothing.
+    for n in range(1, 4):
+        await booking(n, request_overdue=True, ticket=f"api-a:{n}")
+    lost = await booking(4, request_overdue=True, ticket="api-a:4")
+    unrecorded = await booking(5, request_overdue=True, ticket="api-b:1")
+    await hand_over_marks.record("api-a", 3)
 
-    assert await relay_once(publishers) == 1
+    assert await relay_once(publishers) == 2
     assert await relay_once(publishers) == 0
-    publishers.booking_requests.mock.assert_called_once_with({"bookingId": lost.id})
-    sent = await outbox.get(outbox.record_id(MessageKind.REQUEST, lost.id))
-    assert sent is not None
-    assert sent.sent_at is not None
+    published = publishers.booking_requests.mock.call_args_list
+    assert sorted(c.args[0]["bookingId"] for c in published) == sorted([lost.id, unrecorded.id])
     settled = await Booking.find({"request_due_at": {"$ne": None}}).count()
     assert settled == 0, "the relay would come back to them"
 
@@ -140,3 +147,51 @@ async def test_relays_competing_for_the_same_records_send_each_once(
     assert sum(sent) == 20
     published = [c.args[0]["bookingId"] for c in publishers.booking_requests.mock.call_args_list]
     assert sorted(published) == sorted(b.id for b in pending)
+
+
+class _RefusingBroker:
+    """Publishers whose broker refuses every request."""
+
+    async def request_decision(self, booking_id: str, what: str | None = None) -> None:
+        raise ConnectionError("the broker refused it")
+
+
+async def test_a_process_marks_only_the_requests_the_broker_confirmed_in_order(
+    publishers: Publishers,
+) -> None:
+    hand_overs = HandOvers(publishers)
+    first, second, third = hand_overs.ticket(), hand_overs.ticket(), hand_overs.ticket()
+    for n, ticket in enumerate([first, second, third]):
+        await booking(n, request_overdue=True, ticket=ticket)
+
+    await hand_overs.hand_over(first, "b1")
+    await hand_overs.hand_over(third, "b3")  # the second is still on its way
+    await hand_overs.record_mark()
+
+    assert await handed_over(first)
+    assert not await handed_over(second), "a request still on its way would never be sent"
+    assert not await handed_over(third)
+    await hand_overs.hand_over(second, "b2")
+    await hand_overs.record_mark()
+    assert await handed_over(third)
+
+
+async def test_a_failed_hand_over_leaves_the_request_to_the_relay(
+    publishers: Publishers,
+) -> None:
+    hand_overs = HandOvers(publishers)
+    refused, later = hand_overs.ticket(), hand_overs.ticket()
+    lost = await booking(0, request_overdue=True, ticket=refused)
+    waiting = await booking(1, request_overdue=True, ticket=later)
+
+    hand_overs.publishers = cast(Publishers, _RefusingBroker())
+    await hand_overs.hand_over(refused, lost.id)
+    hand_overs.publishers = publishers
+    await hand_overs.hand_over(later, waiting.id)
+    await hand_overs.record_mark()
+    publishers.booking_requests.mock.reset_mock()
+
+    # The mark passed both: the refused one's booking no longer names its ticket.
+    assert await handed_over(later)
+    assert await relay_once(publishers) == 1
+    publishers.booking_requests.mock.assert_called_once_with({"bookingId": lost.id})

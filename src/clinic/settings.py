@@ -199,8 +199,8 @@ class Settings(BaseSettings):
         5000,
         ge=1,
         description=(
-            "Bookings waiting for a decision past which POST /book answers 503, so a "
-            "flood cannot grow the queue without bound."
+            "Booking requests waiting in the queue for a worker past which POST /book "
+            "answers 503, so a flood cannot grow the queue without bound."
         ),
     )
     retention_days: int = Field(

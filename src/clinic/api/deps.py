@@ -12,6 +12,7 @@ from pymongo import AsyncMongoClient
 
 from clinic.api.rate_limits import BookingRate
 from clinic.domain.admission import PendingBacklog
+from clinic.domain.hand_overs import HandOvers
 from clinic.messaging.broker import Publishers
 from clinic.settings import settings
 
@@ -32,6 +33,8 @@ Broker = Annotated[RabbitBroker, Depends(_app_state("broker"))]
 """The API's broker."""
 Publish = Annotated[Publishers, Depends(_app_state("publishers"))]
 """The publishers of the API's broker."""
+HandOver = Annotated[HandOvers, Depends(_app_state("hand_overs"))]
+"""What hands this process's booking requests to the broker (and keeps its mark)."""
 Rate = Annotated[BookingRate, Depends(_app_state("booking_rate"))]
 """This process's count of booking requests per client address."""
 Backlog = Annotated[PendingBacklog, Depends(_app_state("backlog"))]

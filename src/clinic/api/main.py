@@ -1,5 +1,6 @@
 """The API app: its broker, its database connection and its routes."""
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -33,9 +34,10 @@ from clinic.api.routes import (
 from clinic.api.routes.metrics import router as metrics_router
 from clinic.api.seed import seed_doctors
 from clinic.domain.admission import PendingBacklog
+from clinic.domain.hand_overs import HandOvers
 from clinic.domain.reminders import remind_older_bookings
 from clinic.logs import configure_logging
-from clinic.messaging.broker import Publishers, new_broker
+from clinic.messaging.broker import Publishers, new_broker, waiting_requests
 from clinic.messaging.topology import declare_topology
 from clinic.settings import settings
 from clinic.store.database import DatabaseUnavailable, connect_database
@@ -58,9 +60,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         log.warning("no CLINIC_MANAGE_TOKEN_KEY: patients' emails carry no manage link")
     await app.state.broker.connect()
     await declare_topology()
+    stop = asyncio.Event()
+    marks = asyncio.create_task(app.state.hand_overs.run(stop), name="hand-over marks")
     try:
         yield
     finally:
+        # After the requests in progress (uvicorn waits for them), so the last mark
+        # covers their hand-overs.
+        stop.set()
+        await marks
         await app.state.broker.stop()
         await app.state.mongo.close()
 
@@ -86,9 +94,10 @@ def create_app() -> FastAPI:
         telemetry={"tracing": False, "metrics": False, "logs": False, "auto_configure": False},
     )
     app.state.broker = broker = new_broker()
-    app.state.publishers = Publishers.on(broker)
+    app.state.publishers = publishers = Publishers.on(broker)
+    app.state.hand_overs = HandOvers(publishers)
     app.state.booking_rate = BookingRate()
-    app.state.backlog = PendingBacklog()
+    app.state.backlog = PendingBacklog(lambda: waiting_requests(broker))
     # Ours, not FastAPI's max_body_size: that one answers a declared oversize in plain text.
     app.add_middleware(RequestLimits)
     app.add_middleware(NoStore)

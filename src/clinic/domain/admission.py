@@ -6,7 +6,9 @@ it would answer later, and refuse what the clinic will not take at all.
 """
 
 import asyncio
+import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -17,6 +19,8 @@ from clinic.messages import RejectionCode
 from clinic.settings import settings
 from clinic.store import bookings, doctors
 from clinic.store.email_keys import email_key
+
+log = logging.getLogger("clinic.api")
 
 NEVER_BOOKABLE = (
     RejectionCode.DATE_IN_PAST,
@@ -90,15 +94,21 @@ async def too_many_upcoming(patient_email: str) -> LimitReached | None:
     )
 
 
+WaitingCount = Callable[[], Awaitable[int]]
+"""How many booking requests wait in the queue for a worker, as the broker counts them."""
+
+
 class PendingBacklog:
     """Whether bookings wait for a decision faster than the workers take them.
 
     Counted at most once per ``refresh`` seconds, by one caller while the others
-    use the last count, and never past the threshold, so a flood costs the
-    database one cheap count a second.
+    use the last count. The broker counts the requests waiting in the queue, at no
+    cost to the database; if it cannot, the database counts the pending bookings,
+    never past the threshold.
     """
 
-    def __init__(self, refresh: float = 1.0) -> None:
+    def __init__(self, waiting: WaitingCount | None = None, refresh: float = 1.0) -> None:
+        self._waiting = waiting
         self.refresh = refresh
         self._counted_at = float("-inf")
         self._pending = 0
@@ -114,9 +124,17 @@ class PendingBacklog:
             self._counting = self._counting or asyncio.Lock()
             if not self._counting.locked():
                 async with self._counting:
-                    self._pending = await bookings.count_pending(settings.max_pending + 1)
+                    self._pending = await self._count()
                     self._counted_at = time.monotonic()
         return self._pending
+
+    async def _count(self) -> int:
+        if self._waiting is not None:
+            try:
+                return await self._waiting()
+            except Exception as exc:  # noqa: BLE001 - the database can count instead
+                log.debug("the broker did not count the waiting requests: %s", exc)
+        return await bookings.count_pending(settings.max_pending + 1)
 
     def accepted(self) -> None:
         """Count a booking just taken, until the next count sees it."""

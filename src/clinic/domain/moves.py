@@ -34,9 +34,12 @@ class CannotMove(Exception):  # noqa: N818 - it names the situation, not an erro
     """This booking cannot be moved now; the text says why, naming no patient."""
 
 
-async def ask_to_move(booking: Booking, date: datetime, doctor_id: str | None) -> Booking:
+async def ask_to_move(
+    booking: Booking, date: datetime, doctor_id: str | None, ticket: str
+) -> Booking:
     """Store the request to move ``booking`` to ``date`` with ``doctor_id`` (by default,
-    its doctor); the booking with it. Raises ``CannotMove`` with the reason."""
+    its doctor), to be handed over with ``ticket``; the booking with it. Raises
+    ``CannotMove`` with the reason."""
     if booking.status is not BookingStatus.CONFIRMED:
         raise CannotMove("Only a confirmed appointment can be moved.")
     if booking.pending_move is not None:
@@ -45,10 +48,11 @@ async def ask_to_move(booking: Booking, date: datetime, doctor_id: str | None) -
     if (move.date, move.doctor_id) == (booking.date, booking.doctor_id):
         raise CannotMove("The appointment is already at that time.")
     due = request_due()
-    if not await bookings.add_move(booking, move, due):
+    if not await bookings.add_move(booking, move, due, ticket):
         raise CannotMove("The booking changed meanwhile: look it up and try again.")
     log.info("move of booking %s asked for", booking.id, extra={"booking_id": booking.id})
-    asked: Booking = booking.model_copy(update={"pending_move": move, "request_due_at": due})
+    changes = {"pending_move": move, "request_due_at": due, "hand_over": ticket}
+    asked: Booking = booking.model_copy(update=changes)
     return asked
 
 

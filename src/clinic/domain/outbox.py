@@ -4,11 +4,12 @@ A message whose loss a patient would notice is recorded before, or with, the
 change that calls for it, so no crash can leave the change without it:
 
 - **A booking request** is recorded by the booking itself: the API stores it with
-  ``request_due_at`` set, answers 202, publishes the request and records
-  ``request:<booking>`` in ``outbox`` as sent. A worker's decision clears
-  ``request_due_at``. Keeping the due part in the booking makes storing a
-  booking one write. A move the patient asks for is due the same way, with the
-  booking's ``pending_move``, and recorded sent as ``request:<booking>:move-<revision>``.
+  ``request_due_at`` set and a hand-over ticket, answers 202 and publishes the
+  request; its process records, about once a second, how far its requests have
+  all reached the broker (``clinic.domain.hand_overs``). A worker's decision
+  clears ``request_due_at``. So storing a booking is the request path's one
+  write. A move the patient asks for is due the same way, with the booking's
+  ``pending_move`` and a ticket of its own.
 - **A change no request message will bring back:** a cancellation, a no-show, or
   a booking (or move) given up on after its last retry. Its record
   ``status:<booking>:...`` is written before the booking changes; the change is
@@ -41,6 +42,7 @@ from datetime import datetime, timedelta
 
 from clinic.clock import utcnow
 from clinic.domain.announcements import announcement
+from clinic.domain.hand_overs import handed_over
 from clinic.domain.reminders import send_reminder
 from clinic.messages import BookingStatus
 from clinic.messaging.broker import Publishers
@@ -87,36 +89,13 @@ def request_name(booking: Booking) -> str | None:
     return None if booking.pending_move is None else f"move-{booking.revision}"
 
 
-async def record_request_sent(booking_id: str, what: str | None = None) -> None:
-    """Record that the booking's request reached the broker, so the relay leaves it alone."""
-    await outbox.add(outbox.new_record(MessageKind.REQUEST, booking_id, None, None, what))
-
-
-async def hand_over(publishers: Publishers, booking_id: str, what: str | None = None) -> None:
-    """Publish a just-stored booking's request (or move's, named ``what``) and record it sent;
-    if that fails, the relay will."""
-    try:
-        await publishers.request_decision(booking_id, what)
-        # Lost if this fails or the process dies now: the relay finds the booking
-        # decided, or publishes the request once more, which is harmless.
-        await record_request_sent(booking_id, what)
-    except Exception as exc:  # noqa: BLE001 - whatever failed, the relay retries it
-        log.warning(
-            "request not published yet, the outbox relay will: %s",
-            error_summary(exc),
-            extra={"booking_id": booking_id},
-        )
-
-
 async def _send_request(publishers: Publishers, booking: Booking) -> bool:
     """Publish a leased booking's request (or move's) unless it was, or is decided; whether
     it was sent."""
     what = request_name(booking)
-    sent = outbox.record_id(MessageKind.REQUEST, booking.id, what)
     awaited = booking.status is BookingStatus.PENDING or what is not None
-    if awaited and await outbox.get(sent) is None:
+    if awaited and not await handed_over(booking.hand_over):
         await publishers.request_decision(booking.id, what)
-        await record_request_sent(booking.id, what)
         log.info("request published by the outbox relay", extra={"booking_id": booking.id})
         published = True
     else:  # decided, or waiting in the queue behind others: a worker will have it

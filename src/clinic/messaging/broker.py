@@ -44,6 +44,19 @@ def new_broker() -> RabbitBroker:
     )
 
 
+COUNTING_CHANNEL = Channel(publisher_confirms=False)
+"""A channel of its own for counting: a passive declaration of a missing queue closes it."""
+
+
+async def waiting_requests(broker: RabbitBroker) -> int:
+    """How many booking requests wait in ``booking_requests`` for a worker to take them."""
+    async with asyncio.timeout(settings.publish_timeout):
+        channel = await broker.config.channel_manager.get_channel(COUNTING_CHANNEL)
+        # Passive: counting never creates the queue again.
+        queue = await channel.declare_queue(BOOKING_REQUESTS.name, passive=True)
+    return int(queue.declaration_result.message_count or 0)
+
+
 def worker_channel() -> Channel:
     """A consumer channel whose prefetch bounds how many messages a worker handles at once."""
     return Channel(prefetch_count=settings.prefetch)

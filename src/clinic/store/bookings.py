@@ -136,9 +136,10 @@ async def mark_revised(booking_ids: list[str]) -> None:
     )
 
 
-async def add_move(booking: Booking, move: PendingMove, due_at: datetime) -> bool:
+async def add_move(booking: Booking, move: PendingMove, due_at: datetime, ticket: str) -> bool:
     """Store a move request on a confirmed booking with none pending, as read at its
-    revision; whether it was stored. Its request is due like a new booking's."""
+    revision; whether it was stored. Its request is due like a new booking's, and
+    handed over with ``ticket``."""
     result = await Booking.get_pymongo_collection().update_one(
         {
             "_id": booking.id,
@@ -146,7 +147,13 @@ async def add_move(booking: Booking, move: PendingMove, due_at: datetime) -> boo
             "revision": booking.revision,
             "pending_move": None,
         },
-        {"$set": {"pending_move": move.model_dump(), "request_due_at": due_at}},
+        {
+            "$set": {
+                "pending_move": move.model_dump(),
+                "request_due_at": due_at,
+                "hand_over": ticket,
+            }
+        },
     )
     return bool(result.modified_count)
 
@@ -210,6 +217,13 @@ async def oldest_unsettled_request(scan: int) -> datetime | None:
         .hint(REQUEST_DUE)
     )
     return min([raw["created_at"] async for raw in found], default=None)
+
+
+async def clear_hand_over(booking_id: str, ticket: str) -> None:
+    """Forget the booking's hand-over ``ticket``: the request is the relay's to send."""
+    await Booking.get_pymongo_collection().update_one(
+        {"_id": booking_id, "hand_over": ticket}, {"$set": {"hand_over": None}}
+    )
 
 
 async def settle_request(booking_id: str) -> None:

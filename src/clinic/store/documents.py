@@ -86,6 +86,10 @@ class Booking(Document):
     # storing a booking is one write: while set, the request may not have reached a
     # worker, and the outbox relay sends it from then on. A decision clears it.
     request_due_at: datetime | None = None
+    # The ticket of the request's hand-over to the broker, ``<API process>:<number>``:
+    # the relay sends a due request again only if that process never recorded it as
+    # handed over (see clinic.domain.hand_overs).
+    hand_over: str | None = None
     # A move the patient asked for: until the booking workers decide it, the booking keeps
     # its appointment (and its slot). Its request message is due like a booking's.
     pending_move: PendingMove | None = None
@@ -215,6 +219,24 @@ class SlotClaim(Document):
         ]
 
 
+class HandOverMark(Document):
+    """How far an API process's hand-overs of booking requests reached the broker: every
+    request with a ticket numbered up to ``through``."""
+
+    id: str  # type: ignore[assignment]
+    through: int
+    recorded_at: datetime = Field(default_factory=utcnow)
+
+    class Settings:
+        name = "hand_over_marks"
+        indexes: ClassVar[list[IndexModel]] = [
+            # A process gone for a week has no request left waiting: forget it.
+            IndexModel(
+                [("recorded_at", ASCENDING)], name="expiry", expireAfterSeconds=SENT_RECORD_TTL
+            ),
+        ]
+
+
 class IdempotencyKey(Document):
     """A client's ``Idempotency-Key``: the booking its first request created."""
 
@@ -237,6 +259,7 @@ DOCUMENT_MODELS: list[type[Document]] = [
     OutboxRecord,
     SlotClaim,
     IdempotencyKey,
+    HandOverMark,
 ]
 
 OBSOLETE_INDEXES = {

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Header, HTTPException, Request, Response, status
 
-from clinic.api.deps import TOKEN_OPTIONAL, Backlog, Publish, Rate, StaffIfAny
+from clinic.api.deps import TOKEN_OPTIONAL, Backlog, HandOver, Rate, StaffIfAny
 from clinic.api.errors import (
     BUSY,
     LIMITED,
@@ -24,7 +24,7 @@ from clinic.api.schemas import (
 )
 from clinic.domain.admission import NEVER_BOOKABLE, too_many_upcoming
 from clinic.domain.manage_tokens import new_manage_token
-from clinic.domain.outbox import hand_over, request_due
+from clinic.domain.outbox import request_due
 from clinic.logs import current_booking_id
 from clinic.metrics import count_booking
 from clinic.redaction import mask_email
@@ -112,7 +112,7 @@ async def book(
     http: Request,
     response: Response,
     background: BackgroundTasks,
-    publishers: Publish,
+    hand_overs: HandOver,
     staff: StaffIfAny,
     rate: Rate,
     backlog: Backlog,
@@ -145,18 +145,26 @@ async def book(
         if idempotency_key:
             await release_key(idempotency_key)  # so that a retry is checked again
         raise limited(upcoming.message, upcoming.retry_after)
-    booking = Booking(
-        id=booking_id,
-        patient_name=request.patient_name,
-        patient_email=str(request.patient_email),
-        date=request.date,
-        doctor_id=request.doctor_id,
-        language=request.language,
-        # Stored with the booking, so no crash can leave it without its request.
-        request_due_at=request_due(),
-        manage_token_digest=token_digest,
-    )
-    if not await bookings.insert(booking):
+    ticket = hand_overs.ticket()
+    try:
+        booking = Booking(
+            id=booking_id,
+            patient_name=request.patient_name,
+            patient_email=str(request.patient_email),
+            date=request.date,
+            doctor_id=request.doctor_id,
+            language=request.language,
+            # Stored with the booking, so no crash can leave it without its request.
+            request_due_at=request_due(),
+            hand_over=ticket,
+            manage_token_digest=token_digest,
+        )
+        inserted = await bookings.insert(booking)
+    except BaseException:
+        hand_overs.failed(ticket, booking_id)  # perhaps stored all the same
+        raise
+    if not inserted:
+        hand_overs.not_stored(ticket)
         # A retried key whose first attempt was stored after all: the same booking.
         earlier = await bookings.get(booking_id)
         if earlier is None:
@@ -171,8 +179,8 @@ async def book(
     backlog.accepted()
     count_booking("received")
     current_booking_id.set(booking.id)
-    log.info("booking accepted for %s", mask_email(booking.patient_email))
-    background.add_task(hand_over, publishers, booking.id)
+    log.debug("booking accepted for %s", mask_email(booking.patient_email))
+    background.add_task(hand_overs.hand_over, ticket, booking.id)
     response.headers["Location"] = f"/booking/{booking.id}"
     return NewBookingOut.opened_by(booking, token)
 

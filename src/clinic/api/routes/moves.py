@@ -10,13 +10,13 @@ from clinic.api.booking_keys import (
     refuse_late_change,
     stored,
 )
-from clinic.api.deps import BookingKey, Publish, Staff
+from clinic.api.deps import BookingKey, HandOver, Staff
 from clinic.api.errors import TOO_LARGE, UNAVAILABLE, refusals, refuse_unbookable
 from clinic.api.privacy import audit_read
 from clinic.api.schemas import BookingOut, ErrorOut, MoveRequest
 from clinic.domain.admission import NEVER_BOOKABLE
 from clinic.domain.moves import CannotMove, ask_to_move
-from clinic.domain.outbox import hand_over, request_name
+from clinic.domain.outbox import request_name
 from clinic.logs import current_booking_id
 
 router = APIRouter(tags=["bookings"])
@@ -49,7 +49,7 @@ async def reschedule(
     request: MoveRequest,
     key: BookingKey,
     background: BackgroundTasks,
-    publishers: Publish,
+    hand_overs: HandOver,
 ) -> BookingOut:
     """Ask to move a confirmed appointment to another free slot, of its doctor or another.
 
@@ -65,12 +65,17 @@ async def reschedule(
     refuse_late_change(booking, key)
     doctor_id = request.doctor_id or booking.doctor_id
     await refuse_unbookable(request.date, doctor_id)
+    ticket = hand_overs.ticket()
     try:
-        moving = await ask_to_move(booking, request.date, doctor_id)
+        moving = await ask_to_move(booking, request.date, doctor_id, ticket)
     except CannotMove as refused:
+        hand_overs.not_stored(ticket)
         raise HTTPException(status.HTTP_409_CONFLICT, str(refused)) from None
+    except BaseException:
+        hand_overs.failed(ticket, booking.id)  # perhaps stored all the same
+        raise
     current_booking_id.set(moving.id)
     if isinstance(key, Staff):
         audit_read(key, f"and moved booking {moving.id}")
-    background.add_task(hand_over, publishers, moving.id, request_name(moving))
+    background.add_task(hand_overs.hand_over, ticket, moving.id, request_name(moving))
     return BookingOut.of(moving)
