@@ -1,6 +1,7 @@
 """Both handlers, in memory (TestRabbitBroker) on the real database."""
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -17,6 +18,7 @@ from clinic.domain.scheduling import local_time
 from clinic.messages import BookAppointment, BookingStatus, RejectionCode
 from clinic.messaging.broker import Publishers
 from clinic.messaging.topology import BOOKING_REQUESTS
+from clinic.store import bookings
 from clinic.store.documents import Booking, SlotClaim
 from tests.conftest import Mailbox, broker_of, publishers_of
 
@@ -134,12 +136,28 @@ async def test_redelivered_request_changes_nothing_and_sends_nothing_twice(
     assert len(mailbox.sent) == 1
 
 
-async def test_racing_workers_confirm_a_booking_once() -> None:
+async def test_racing_workers_confirm_a_booking_once(caplog: pytest.LogCaptureFixture) -> None:
     booking = await stored(timedelta(days=5))
+    caplog.set_level(logging.INFO, "clinic.booking")
     results = await asyncio.gather(*(decide(booking) for _ in range(5)))
     assert {r.status for r in results} == {BookingStatus.CONFIRMED}
     assert len({r.updated_at for r in results}) == 1
     assert await SlotClaim.find_all().count() == 1
+    # One of them decided it (and announces it); the others found it decided.
+    decided = [r for r in caplog.records if r.getMessage() == f"booking {booking.id} confirmed"]
+    assert len(decided) == 1, [r.getMessage() for r in decided]
+
+
+async def test_deliveries_of_one_booking_in_one_batched_write_decide_it_once() -> None:
+    booking, other = await stored(timedelta(days=5)), await stored(timedelta(days=6))
+    confirm: dict[str, object] = {"status": BookingStatus.CONFIRMED, "request_due_at": None}
+    # Called together, the six calls share one write.
+    _, *won = await asyncio.gather(
+        *(bookings.move_if_pending(b.id, confirm) for b in [other, *[booking] * 5])
+    )
+    assert len([w for w in won if w is not None]) == 1, "a decision would be announced twice"
+    decided = await status_of(booking)
+    assert decided.revision == 1
 
 
 async def test_two_bookings_racing_for_one_time_get_one_confirmation() -> None:

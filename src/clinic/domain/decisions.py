@@ -1,7 +1,6 @@
 """The clinic's booking decisions: confirm or reject, exactly once."""
 
 import logging
-from uuid import uuid4
 
 from clinic.clock import utcnow
 from clinic.domain.announcements import announce_recorded, record_status
@@ -55,13 +54,11 @@ async def transition(
         "status": status,
         "reason": REASONS[code] if code else None,
         "reason_code": code,
-        "updated_at": utcnow(),
-        "decision_id": uuid4().hex,
         "request_due_at": None,  # a worker had the request: it needs no more sending
     }
     if doctor:
         changes |= {"doctor_id": doctor.id, "doctor_name": doctor.name}
-    return changes if await bookings.move_if_pending(booking_id, changes) else None
+    return await bookings.move_if_pending(booking_id, changes)
 
 
 async def _place(booking: Booking) -> tuple[Doctor | None, RejectionCode | None]:

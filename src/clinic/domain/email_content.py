@@ -7,7 +7,9 @@ text, so it is shown as text, never as markup, and never comes first.
 """
 
 from datetime import datetime
+from functools import cache
 
+from babel import Locale
 from babel.dates import format_date, format_time
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
@@ -82,14 +84,20 @@ _templates = Environment(
 )
 
 
+@cache
+def babel_locale(language: Language) -> Locale:
+    """Babel's locale of ``language``, parsed once: it keeps its own data, loaded once."""
+    return Locale.parse(language.value)
+
+
 def local_when(moment: datetime, language: Language) -> str:
     """An appointment time as the patient reads it, in their language: clinic-local, with
     its UTC offset (``sábado, 27 de marzo de 2027, 09:00 CET (UTC+01:00)``)."""
     local = local_time(moment)
     offset = local.strftime("%z")
-    day = format_date(local, format="full", locale=language.value)
+    day = format_date(local, format="full", locale=babel_locale(language))
     # The clinic's 24-hour clock in both languages, as its schedules and front desk say it.
-    hour = format_time(local, "HH:mm", locale=language.value)
+    hour = format_time(local, "HH:mm", locale=babel_locale(language))
     return f"{day}, {hour} {local.tzname()} (UTC{offset[:3]}:{offset[3:]})"
 
 

@@ -5,8 +5,8 @@ Run alone with ``faststream run clinic.handlers.booking:app``.
 
 from typing import Annotated
 
-from faststream import AckPolicy, Context, Depends
-from faststream.rabbit import RabbitMessage, RabbitRouter
+from faststream import AckPolicy, Depends
+from faststream.rabbit import RabbitRouter
 
 from clinic.domain.announcements import announce_once
 from clinic.domain.confirmation import ClinicConfirmation, clinic_confirmation
@@ -14,6 +14,7 @@ from clinic.domain.decisions import decide, give_up
 from clinic.domain.moves import decide_move
 from clinic.domain.reminders import schedule_reminder
 from clinic.handlers.app import worker_app
+from clinic.handlers.context import LoopContext, Message
 from clinic.messages import BookAppointment, BookingStatus
 from clinic.messaging.broker import Publishers, worker_channel
 from clinic.messaging.retries import NeverSucceeds, is_last_attempt
@@ -21,11 +22,11 @@ from clinic.messaging.topology import BOOKING_REQUESTS
 from clinic.store import bookings
 
 Confirmation = Annotated[ClinicConfirmation, Depends(clinic_confirmation)]
-Publish = Annotated[Publishers, Context("publishers")]
+Publish = Annotated[Publishers, LoopContext("publishers")]
 
 
 async def process_booking(
-    command: BookAppointment, message: RabbitMessage, clinic: Confirmation, publishers: Publish
+    command: BookAppointment, message: Message, clinic: Confirmation, publishers: Publish
 ) -> None:
     """Decide one booking request, or a move of a booking, at most once, and announce
     the outcome."""
