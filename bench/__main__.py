@@ -1,6 +1,6 @@
 """Run every benchmark and print the clinic's figures as ratios to yardsticks of the same run.
 
-    python -m bench [--runs 3] [--only api,original,zero,listing,concurrency]
+    python -m bench [--runs 3] [--only api,original,zero,listing,concurrency,scale]
                     [--baseline REV]
 
 Each figure is the median of ``--runs`` runs; each run has its own vhost,
@@ -21,13 +21,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
-from bench import concurrency, listing
+from bench import concurrency, listing, scale
 from bench.api import ApiRun, measure_bare, measure_ours
 from bench.environment import Clinic, median
 from bench.pipeline import Pipeline, run_pipeline
 from clinic.embedded_db import free_port
 
 ALL = ("api", "original", "zero", "listing", "concurrency")
+"""What a plain ``python -m bench`` runs; ``--only scale`` adds the scaling-out table."""
 ROOT = Path(__file__).resolve().parent.parent
 Row = tuple[str, ...]
 Run = TypeVar("Run")
@@ -59,9 +60,11 @@ def main(argv: list[str] | None = None) -> None:
         if "listing" in chosen:
             with Clinic(workdir) as clinic:
                 print_listing(listing.run(clinic))
+        scaling = scale.rows(workdir, args.runs) if "scale" in chosen else []
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     print_table(rows, args.baseline)
+    print_scaling(scaling)
     if "concurrency" in chosen:
         print()
         concurrency.main(["--runs", str(args.runs)])
@@ -267,6 +270,17 @@ def print_listing(rows: list[tuple[str, float, int, str, float, float]]) -> None
     for name, ms, count, index, count_ms, page_ms in rows:
         print(f"{name:<28} {ms:>9.1f} {ms / first:>7.2f} {count:>7}  {count_ms:>8.1f}", end="")
         print(f" {page_ms:>7.1f}  {index}")
+    sys.stdout.flush()
+
+
+def print_scaling(rows: list[Row]) -> None:
+    if not rows:
+        return
+    header = ("scaling out (median)", "per second", "x one process", "CPU ms per booking")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
+    print()
+    for line in [header, tuple("-" * w for w in widths), *rows]:
+        print("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)))
     sys.stdout.flush()
 
 

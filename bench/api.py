@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pymongo import MongoClient
-from tests.processes import Service
+from tests.processes import Service, compose_commands
 
 from bench.environment import Clinic, CpuMeter
 
@@ -89,9 +89,10 @@ class ApiRun:
         return max(0, self.accepted - self.stored) + max(0, self.stored - self.enqueued)
 
 
-def measure_ours(clinic: Clinic) -> ApiRun:
-    """Load the API alone; check every accepted booking was stored and enqueued."""
-    api = clinic.start("api")
+def measure_ours(clinic: Clinic, processes: int = 1) -> ApiRun:
+    """Load the API alone (``processes`` uvicorn processes); check every accepted booking
+    was stored and enqueued."""
+    api = clinic.start("api", api_command(processes))
     clinic.wait_until_ready()
     warm = wrk(f"{clinic.base_url}/book", WARMUP)
     meter = clinic.cpu_meter().start()
@@ -111,6 +112,12 @@ def measure_ours(clinic: Clinic) -> ApiRun:
     served = max(load.requests - load.non_2xx, 1)
     cpu_ms = {name: seconds * 1000 / served for name, seconds in used.items()}
     return ApiRun(load, accepted, stored, enqueued, peak, cpu_ms)
+
+
+def api_command(processes: int) -> str:
+    """The compose file's API command line, run as ``processes`` processes."""
+    command = compose_commands()["api"]
+    return command if processes == 1 else f"{command} --workers {processes}"
 
 
 def measure_bare(workdir: Path, port: int) -> tuple[Load, float]:

@@ -50,10 +50,24 @@ TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def cpu_seconds(pid: int) -> float:
-    """CPU time (user + system) a process has used, with its waited-for children's."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    """CPU time (user + system) a process and its descendants have used (``--workers N``
+    runs its processes as children)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except FileNotFoundError:  # gone meanwhile
+        return 0.0
     # After the command name: utime, stime, cutime and cstime are fields 14 to 17.
-    return sum(int(tick) for tick in fields[11:15]) / TICKS
+    own = sum(int(tick) for tick in fields[11:15]) / TICKS
+    return own + sum(cpu_seconds(child) for child in children(pid))
+
+
+def children(pid: int) -> list[int]:
+    """The pids of a process's children."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(FileNotFoundError):
+            found += [int(child) for child in (task / "children").read_text().split()]
+    return found
 
 
 def broker_pid() -> int | None:

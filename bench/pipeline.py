@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 from pymongo import MongoClient
 
+from bench.api import api_command
 from bench.environment import Clinic
 
 
@@ -98,9 +99,12 @@ def wait_terminal(clinic: Clinic, count: int, timeout: float) -> list[dict[str, 
         return list(bookings.find({}, {"created_at": 1, "updated_at": 1, "_id": 0}))
 
 
-def run_pipeline(clinic: Clinic, workers: int, count: int, concurrency: int) -> Pipeline:
-    """Start the API, ``workers`` booking workers and a notification worker; time ``count``."""
-    clinic.start("api")
+def run_pipeline(
+    clinic: Clinic, workers: int, count: int, concurrency: int, api_processes: int = 1
+) -> Pipeline:
+    """Start the API (``api_processes`` of it), ``workers`` booking workers and a
+    notification worker; time ``count`` bookings."""
+    clinic.start("api", api_command(api_processes))
     for n in range(workers):
         clinic.start(f"booking-worker-{n}")
     clinic.start("notification-worker")

@@ -136,6 +136,24 @@ async def test_redelivered_request_changes_nothing_and_sends_nothing_twice(
     assert len(mailbox.sent) == 1
 
 
+async def test_a_retried_request_announces_the_decision_its_failed_attempt_stored(
+    broker: RabbitBroker, publishers: Publishers, mailbox: Mailbox
+) -> None:
+    # The first attempt stored the decision, then failed to announce it: no email yet.
+    booking = await stored(timedelta(days=2))
+    decided = await decide(booking)
+    assert decided.status is BookingStatus.CONFIRMED
+    died: dict[str, Any] = {
+        "x-death": [{"queue": BOOKING_REQUESTS.name, "reason": "rejected", "count": 1}]
+    }
+
+    await broker.publish(BookAppointment(booking_id=booking.id), BOOKING_REQUESTS, headers=died)
+
+    [event] = [c.args[0] for c in mock_of(publishers, "status_changes").call_args_list]
+    assert (event["bookingId"], event["status"]) == (booking.id, "confirmed")
+    assert len(mailbox.sent) == 1
+
+
 async def test_racing_workers_confirm_a_booking_once(caplog: pytest.LogCaptureFixture) -> None:
     booking = await stored(timedelta(days=5))
     caplog.set_level(logging.INFO, "clinic.booking")

@@ -5,8 +5,9 @@ Each change of a booking is announced as one event: a new status as
 ``status:<booking>:<status>`` or ``status:<booking>:move-<revision>``: a status is
 reached once, a move is decided once per revision. A change no request message
 will bring back (a cancellation, a no-show, a decision given up on) is recorded
-before the booking changes and marked sent once announced; a worker's decision is
-recorded as sent right after it is announced (see ``clinic.domain.outbox``).
+before the booking changes and marked sent once announced. A worker's decision on
+a booking needs no record: the request message is its outbox, and the worker
+announces it before it acks the request (see ``clinic.domain.outbox``).
 """
 
 import logging
@@ -69,15 +70,12 @@ def announcement(booking: Booking) -> tuple[str, BookingStatusChanged | MoveDeci
     return outbox.record_id(MessageKind.STATUS, booking.id, event.change), event
 
 
-async def announce_once(publishers: Publishers, booking: Booking) -> None:
-    """Announce the booking's latest change unless its record says it was; record it sent."""
+async def announce_decision(publishers: Publishers, booking: Booking) -> None:
+    """Announce a worker's decision on the booking, or on its move (whose record, written
+    before the booking moved, is then marked sent)."""
     record_id, event = announcement(booking)
-    existing = await outbox.get(record_id)
-    if existing is not None and existing.sent_at is not None:
-        return
     await publishers.announce(event)
-    sent = outbox.new_record(MessageKind.STATUS, booking.id, booking.status, None, event.change)
-    if existing is not None or not await outbox.add(sent):
+    if isinstance(event, MoveDecided):
         await outbox.mark_sent(record_id)
 
 

@@ -14,10 +14,11 @@ change that calls for it, so no crash can leave the change without it:
   a booking (or move) given up on after its last retry. Its record
   ``status:<booking>:...`` is written before the booking changes; the change is
   announced and the record marked sent (see ``clinic.domain.announcements``).
-- **A worker's own decision** needs no record before it is announced: the worker
-  announces before it acks the request, so until then the request message is
-  the decision's outbox. It records the announcement as sent, so a redelivered
-  request does not announce the decision again.
+- **A worker's own decision** needs no record: the worker announces before it
+  acks the request, so until then the request message is the decision's outbox.
+  A request that finds its booking decided announces it again only when it is
+  redelivered or retried, since the delivery that decided may have died or
+  failed before announcing; a copy (the relay's) does not.
 - **An email:** the notification worker's record ``email:<booking>:<status>``
   (see ``clinic.domain.emails``).
 - **A reminder:** ``reminder:<booking>:<revision>``, recorded with the

@@ -8,7 +8,7 @@ from typing import Annotated
 from faststream import AckPolicy, Depends
 from faststream.rabbit import RabbitRouter
 
-from clinic.domain.announcements import announce_once
+from clinic.domain.announcements import announce_decision
 from clinic.domain.confirmation import ClinicConfirmation, clinic_confirmation
 from clinic.domain.decisions import decide, give_up
 from clinic.domain.moves import decide_move
@@ -17,7 +17,7 @@ from clinic.handlers.app import worker_app
 from clinic.handlers.context import LoopContext, Message
 from clinic.messages import BookAppointment, BookingStatus
 from clinic.messaging.broker import Publishers, worker_channel
-from clinic.messaging.retries import NeverSucceeds, is_last_attempt
+from clinic.messaging.retries import NeverSucceeds, delivered_before, is_last_attempt
 from clinic.messaging.topology import BOOKING_REQUESTS
 from clinic.store import bookings
 
@@ -34,6 +34,7 @@ async def process_booking(
         booking = await bookings.get(command.booking_id)
         if booking is None:
             raise NeverSucceeds(f"unknown booking {command.booking_id}")
+        undecided = booking.status is BookingStatus.PENDING or booking.pending_move is not None
         if booking.status is BookingStatus.PENDING:
             await clinic.review(booking)
             booking = await decide(booking)
@@ -41,10 +42,13 @@ async def process_booking(
             await clinic.review(booking)
             booking = await decide_move(booking)
         # Recorded and announced before the ack: a crash redelivers the request, which
-        # records the reminder (once: its id is taken) and announces the decision.
-        if booking.status is not BookingStatus.PENDING:
+        # records the reminder (once: its id is taken) and announces the decision. A copy
+        # of a request whose delivery decided and announced changes nothing.
+        if booking.status is not BookingStatus.PENDING and (
+            undecided or delivered_before(message, BOOKING_REQUESTS.name)
+        ):
             await schedule_reminder(booking)
-            await announce_once(publishers, booking)
+            await announce_decision(publishers, booking)
     except NeverSucceeds:
         raise
     except Exception:

@@ -52,9 +52,11 @@ async def waiting_requests(broker: RabbitBroker) -> int:
     """How many booking requests wait in ``booking_requests`` for a worker to take them."""
     async with asyncio.timeout(settings.publish_timeout):
         channel = await broker.config.channel_manager.get_channel(COUNTING_CHANNEL)
-        # Passive: counting never creates the queue again.
+        # Passive: counting never creates the queue again. The channel hands back the
+        # queue it declared first, with that declaration's count: declare it again.
         queue = await channel.declare_queue(BOOKING_REQUESTS.name, passive=True)
-    return int(queue.declaration_result.message_count or 0)
+        declared = await queue.declare()
+    return int(declared.message_count or 0)
 
 
 def worker_channel() -> Channel:

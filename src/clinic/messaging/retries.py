@@ -21,6 +21,7 @@ from uuid import uuid4
 
 from aio_pika import IncomingMessage
 from faststream import BaseMiddleware
+from faststream.rabbit.message import RabbitMessage
 from pydantic import ValidationError
 
 from clinic.clock import utcnow
@@ -50,6 +51,12 @@ def failed_attempts(headers: dict[str, Any] | None, queue: str) -> int:
         and death.get("queue") == queue
         and death.get("reason") == "rejected"
     )
+
+
+def delivered_before(message: RabbitMessage, queue: str) -> bool:
+    """Whether an earlier delivery of this message may have been handled in part: its
+    consumer died before acking (a redelivery), or it failed (a retry)."""
+    return bool(message.raw_message.redelivered) or failed_attempts(message.headers, queue) > 0
 
 
 def is_last_attempt(headers: dict[str, Any] | None, queue: str) -> bool:
