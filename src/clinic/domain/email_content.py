@@ -81,6 +81,8 @@ _templates = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
     keep_trailing_newline=True,
+    # The templates ship with the package: compiled once, never checked for changes on disk.
+    auto_reload=False,
 )
 
 
