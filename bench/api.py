@@ -107,6 +107,11 @@ def measure_ours(clinic: Clinic, processes: int = 1) -> ApiRun:
         if time.monotonic() > deadline:
             break
         time.sleep(0.5)
+    if enqueued < stored:  # say why: the API's warnings (the relay runs in the workers)
+        warnings = [line for line in api.log.read_text().splitlines() if " WARNING " in line]
+        print(
+            f"{stored - enqueued} stored, not enqueued; the API warned:", *warnings[-5:], sep="\n  "
+        )
     peak = clinic.rss(peak=True)["api"]
     assert api.running
     served = max(load.requests - load.non_2xx, 1)
