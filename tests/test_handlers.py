@@ -18,7 +18,7 @@ from clinic.domain.scheduling import local_time
 from clinic.messages import BookAppointment, BookingStatus, RejectionCode
 from clinic.messaging.broker import Publishers
 from clinic.messaging.topology import BOOKING_REQUESTS
-from clinic.store import bookings
+from clinic.store import booking_decisions
 from clinic.store.documents import Booking, SlotClaim
 from tests.conftest import Mailbox, broker_of, publishers_of
 
@@ -171,7 +171,7 @@ async def test_deliveries_of_one_booking_in_one_batched_write_decide_it_once() -
     confirm: dict[str, object] = {"status": BookingStatus.CONFIRMED, "request_due_at": None}
     # Called together, the six calls share one write.
     _, *won = await asyncio.gather(
-        *(bookings.move_if_pending(b.id, confirm) for b in [other, *[booking] * 5])
+        *(booking_decisions.move_if_pending(b.id, confirm) for b in [other, *[booking] * 5])
     )
     assert len([w for w in won if w is not None]) == 1, "a decision would be announced twice"
     decided = await status_of(booking)

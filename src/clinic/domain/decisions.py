@@ -9,7 +9,7 @@ from clinic.domain.scheduling import slot_problem
 from clinic.messages import BookingStatus, RejectionCode
 from clinic.messaging.broker import Publishers
 from clinic.metrics import count_booking
-from clinic.store import bookings, doctors, slots
+from clinic.store import booking_decisions, bookings, doctors, slots
 from clinic.store.documents import Booking, Doctor
 
 log = logging.getLogger("clinic.booking")
@@ -58,7 +58,7 @@ async def transition(
     }
     if doctor:
         changes |= {"doctor_id": doctor.id, "doctor_name": doctor.name}
-    return await bookings.move_if_pending(booking_id, changes)
+    return await booking_decisions.move_if_pending(booking_id, changes)
 
 
 async def _place(booking: Booking) -> tuple[Doctor | None, RejectionCode | None]:
