@@ -179,7 +179,8 @@ async def book(
     backlog.accepted()
     count_booking("received")
     current_booking_id.set(booking.id)
-    log.debug("booking accepted for %s", mask_email(booking.patient_email))
+    if log.isEnabledFor(logging.DEBUG):  # not masking, on every booking, a line nobody reads
+        log.debug("booking accepted for %s", mask_email(booking.patient_email))
     background.add_task(hand_overs.hand_over, ticket, booking.id)
     response.headers["Location"] = f"/booking/{booking.id}"
     return NewBookingOut.opened_by(booking, token)
