@@ -76,6 +76,15 @@ def broker_pid() -> int | None:
     return int(found.stdout.split()[0]) if found.stdout.strip() else None
 
 
+LOAD_GENERATOR = "load generator"
+"""The bench's own CPU (its HTTP client, wrk), which shares the cores with the clinic."""
+
+
+def clinic_cpu(cpu_ms: dict[str, float]) -> float:
+    """The CPU of the clinic's processes, the database and the broker: all but the load's."""
+    return sum(ms for name, ms in cpu_ms.items() if name != LOAD_GENERATOR)
+
+
 @dataclass
 class CpuMeter:
     """CPU seconds used by named processes between ``start`` and ``stop``."""
@@ -95,9 +104,7 @@ class CpuMeter:
     def _read(self) -> dict[str, float]:
         # This process's own time, and its waited-for children's (wrk): the load generator.
         own = os.times()
-        reading = {
-            "load generator": own.user + own.system + own.children_user + own.children_system
-        }
+        reading = {LOAD_GENERATOR: own.user + own.system + own.children_user + own.children_system}
         reading.update((name, cpu_seconds(pid)) for name, pid in self.pids.items())
         return reading
 

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from bench.api import ApiRun, measure_bare, measure_ours
-from bench.environment import Clinic, median
+from bench.environment import LOAD_GENERATOR, Clinic, clinic_cpu, median
 from bench.pipeline import Pipeline, run_pipeline
 from clinic.embedded_db import free_port
 
@@ -64,7 +64,7 @@ def api_rows(workdir: Path, runs: int, baseline: dict[str, str] | None) -> list[
             "bare_cpu": median([cpu for _, _, cpu in results]),
             **{
                 f"cpu {name}": median([r.cpu_ms.get(name, 0.0) for r, _, _ in results])
-                for name in ("api", "database", "rabbitmq", "load generator")
+                for name in ("api", "database", "rabbitmq", LOAD_GENERATOR)
             },
         }
 
@@ -148,7 +148,7 @@ def zero_rows(workdir: Path, runs: int, baseline: dict[str, str] | None) -> list
     def figures(results: list[Pipeline]) -> dict[str, float]:
         cpu = {
             f"cpu {name}": median([r.cpu_ms.get(name, 0.0) for r in results])
-            for name in (*PROCESSES, "load generator")
+            for name in (*PROCESSES, LOAD_GENERATOR)
         }
         return {
             "rate": median([r.per_second for r in results]),
@@ -157,9 +157,7 @@ def zero_rows(workdir: Path, runs: int, baseline: dict[str, str] | None) -> list
             "worker rest": median([r.rss_at_rest["booking-worker-0"] for r in results]),
             "worker after": median([r.rss_after["booking-worker-0"] for r in results]),
             "api rest": median([r.rss_at_rest["api"] for r in results]),
-            "cpu total": median(
-                [sum(r.cpu_ms[n] for n in PROCESSES if n in r.cpu_ms) for r in results]
-            ),
+            "cpu total": median([clinic_cpu(r.cpu_ms) for r in results]),
             **cpu,
         }
 
@@ -187,7 +185,7 @@ def zero_rows(workdir: Path, runs: int, baseline: dict[str, str] | None) -> list
     ]
     rows += [
         row(f"    {name}", now, before, f"cpu {name}", "{:.2f}")
-        for name in (*PROCESSES, "load generator")
+        for name in (*PROCESSES, LOAD_GENERATOR)
     ]
     rows += [
         row("booking worker RSS MB at rest", now, before, "worker rest", "{:.0f}", "<= 96"),

@@ -13,19 +13,18 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench.api import measure_ours
-from bench.environment import Clinic, median
+from bench.environment import Clinic, clinic_cpu, median
 from bench.pipeline import run_pipeline
 
 Row = tuple[str, ...]
 NO_DELAY = {"CLINIC_CONFIRM_DELAY_MIN": "0", "CLINIC_CONFIRM_DELAY_MAX": "0"}
-PROCESSES = ("api", "booking-worker-0", "booking-worker-1", "notification-worker", "database")
 
 
 def api_rate(workdir: Path, processes: int) -> tuple[float, float]:
     """POST /book per second with ``processes`` API processes, and CPU ms per request."""
     with Clinic(workdir) as clinic:
         run = measure_ours(clinic, processes)
-    cpu = sum(ms for name, ms in run.cpu_ms.items() if name != "load generator")
+    cpu = clinic_cpu(run.cpu_ms)
     print(f"scale: {processes} API process(es): {run.load.per_second:.0f} req/s", flush=True)
     return run.load.per_second, cpu
 
@@ -34,7 +33,7 @@ def pipeline_rate(workdir: Path, workers: int, api_processes: int) -> tuple[floa
     """Zero-delay bookings per second, and CPU ms per booking of the clinic's processes."""
     with Clinic(workdir, env=dict(NO_DELAY)) as clinic:
         result = run_pipeline(clinic, workers, 2000, 64, api_processes)
-    cpu = sum(result.cpu_ms.get(name, 0.0) for name in PROCESSES)
+    cpu = clinic_cpu(result.cpu_ms)
     print(
         f"scale: {api_processes} API, {workers} booking worker(s): "
         f"{result.per_second:.0f} bookings/s",
