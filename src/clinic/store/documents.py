@@ -134,7 +134,8 @@ class MessageKind(StrEnum):
     """What an outbox record stands for."""
 
     REQUEST = "request"
-    """A booking request that reached the broker (its due part is the booking's)."""
+    """A booking request that reached the broker: written by earlier versions only (a
+    request's hand-over is its API process's mark now), kept so their records still read."""
     STATUS = "status"
     """A status change, for the fanout exchange."""
     EMAIL = "email"
@@ -152,14 +153,15 @@ DUE = "due"
 class OutboxRecord(Document):
     """One message that must leave the clinic, and whether it has.
 
-    Its id names the message: ``request:<booking>``, ``status:<booking>:<status>``,
+    Its id names the message: ``status:<booking>:<status>``,
     ``reminder:<booking>:<revision>``, ``email:<booking>:<status>`` or
     ``email:<booking>:reminder-<revision>``. While the message has not left,
     ``due_at`` says when it is to be sent (again, if nobody has): see
     ``clinic.domain.outbox``; a reminder's is when it falls due.
     Once it has, ``due_at`` is gone and ``sent_at`` is set, so that a copy of the
-    message is recognised. A booking request is recorded here only once it has
-    left: until then its record is the booking's ``request_due_at``.
+    message is recognised. A booking request is not recorded here: its due part is
+    the booking's ``request_due_at``, and whether it reached the broker is its API
+    process's hand-over mark (``HandOverMark``).
     """
 
     id: str  # type: ignore[assignment]

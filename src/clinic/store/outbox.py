@@ -1,11 +1,11 @@
 """The outbox's records: what must leave the clinic, and whether it has.
 
 Every message whose loss a patient would notice is recorded here, keyed by the
-message: a status change no request message will bring back, each email, and a
-booking request once it has left (until then, its record is the booking's
-``request_due_at``). ``mark_sent`` records that a message left; ``lease_due``
-hands the outbox relay whatever is overdue. See ``clinic.domain.outbox`` for
-who writes which record and when.
+message: a status change no request message will bring back, each email, and each
+reminder (a booking request's record is the booking's ``request_due_at``, and its
+hand-over mark: see ``clinic.domain.hand_overs``). ``mark_sent`` records that a
+message left; ``lease_due`` hands the outbox relay whatever is overdue. See
+``clinic.domain.outbox`` for who writes which record and when.
 """
 
 from datetime import datetime, timedelta
