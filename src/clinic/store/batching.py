@@ -11,6 +11,7 @@ the previous one is done.
 """
 
 import asyncio
+import copy
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
@@ -52,7 +53,7 @@ class Batched(Generic[Item, Result]):
             try:
                 outcomes = await self._call([item for item, _ in batch])
             except Exception as exc:  # noqa: BLE001 - every caller of the batch gets it
-                outcomes = [exc] * len(batch)
+                outcomes = [_own_copy(exc) for _ in batch]
             for (_, future), outcome in zip(batch, outcomes, strict=True):
                 if future.done():  # its caller was cancelled
                     continue
@@ -60,6 +61,19 @@ class Batched(Generic[Item, Result]):
                     future.set_exception(outcome)
                 else:
                     future.set_result(outcome)
+
+
+def _own_copy(exc: Exception) -> Exception:
+    """``exc`` for one caller, with the same traceback.
+
+    One exception object raised in several callers is one object mutated by each:
+    a caller raising it while handling another error makes that error its cause, for
+    every caller's log.
+    """
+    try:
+        return copy.copy(exc).with_traceback(exc.__traceback__)
+    except Exception:  # noqa: BLE001 - an exception that cannot be copied is shared
+        return exc
 
 
 Stored = TypeVar("Stored", bound=Document)
