@@ -2,7 +2,7 @@
 
 from pymongo import ASCENDING, AsyncMongoClient
 
-from clinic.store.database import drop_obsolete_indexes
+from clinic.store.database import connect_database, drop_obsolete_indexes
 from clinic.store.documents import Booking, SlotClaim
 
 
@@ -26,3 +26,17 @@ async def test_indexes_of_earlier_versions_are_dropped_and_ours_kept(
     claim_indexes = await claims.index_information()
     assert "by_booking" not in claim_indexes
     assert "one_slot_per_booking" in claim_indexes
+
+
+async def test_writes_wait_for_a_majority_and_reads_are_retried(
+    clean_db: AsyncMongoClient[dict[str, object]],
+) -> None:
+    """On a replica set, a 202's booking must survive losing the primary: the clinic's
+    own client asks for majority writes, whatever the server's default."""
+    client = await connect_database(create_indexes=False)
+    try:
+        for model in (Booking, SlotClaim):
+            assert model.get_pymongo_collection().write_concern.document == {"w": "majority"}
+        assert client.options.retry_reads
+    finally:
+        await client.close()

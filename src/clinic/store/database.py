@@ -1,6 +1,7 @@
 """The MongoDB connection, shared by the API and the workers."""
 
 import logging
+from typing import Any
 
 from beanie import init_beanie
 from pymongo import AsyncMongoClient
@@ -24,6 +25,29 @@ log = logging.getLogger("clinic.database")
 # API turns them into a 503; any other database error is a bug or bad data, a 500.
 DatabaseUnavailable = ConnectionFailure
 
+REPLICA_SET_OPTIONS: dict[str, Any] = {
+    # A write counts once a majority of the replica set has it, so a stored booking
+    # (and its 202) survives the loss of the primary. Said here, not left to the
+    # server's default, which is w:1 on a replica set with an arbiter.
+    "w": "majority",
+    # Every read the clinic makes is by key or range, with no side effect: safe to
+    # send once more to the new primary after an election. (pymongo's default; said
+    # here so that nobody turns it off by accident.)
+    "retryReads": True,
+}
+"""What the clinic needs of a MongoDB replica set, in one place.
+
+Retryable writes stay as the URL says (``retryWrites``, on unless turned off): the
+single-document writes (inserts, ``find_one_and_update``) are then sent again after
+an election, and the rest (the batched ``update_many`` of decisions, the outbox's
+sent marks) are steps a worker repeats when its message is retried.
+
+The election window (about 10 to 12 seconds by MongoDB's defaults): server selection
+waits up to ``CLINIC_MONGO_TIMEOUT``, so during an election the API answers 503, which
+a client retries with its Idempotency-Key, and a worker's message goes to its retry
+queue; ``CLINIC_RETRY_DELAY`` × ``CLINIC_MAX_RETRIES`` (30 s) outlasts it.
+"""
+
 
 async def connect_database(*, create_indexes: bool = True) -> AsyncMongoClient[dict[str, object]]:
     """Connect to MongoDB and register the clinic's documents.
@@ -42,6 +66,7 @@ async def connect_database(*, create_indexes: bool = True) -> AsyncMongoClient[d
         socketTimeoutMS=max(timeout_ms * 5, 10_000),
         maxPoolSize=settings.mongo_pool_size,
         waitQueueTimeoutMS=max(timeout_ms * 5, 10_000),
+        **REPLICA_SET_OPTIONS,
     )
     await init_beanie(
         database=client[settings.mongo_db],
