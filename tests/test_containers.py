@@ -114,7 +114,8 @@ def test_the_app_uses_the_brokers_least_privileged_account(compose: dict[str, An
     # The broker's service makes the accounts from .env and imports them at boot.
     rabbitmq = compose["services"]["rabbitmq"]
     assert rabbitmq["environment"] == compose["x-rabbit-accounts"]
-    assert "render-definitions.sh" in " ".join(rabbitmq["entrypoint"])
+    assert rabbitmq["entrypoint"] == ["sh", "/etc/rabbitmq/clinic/start-node.sh"]
+    assert "render-definitions.sh" in (ROOT / "deploy/rabbitmq/start-node.sh").read_text()
     assert (
         "./deploy/rabbitmq/clinic.conf:/etc/rabbitmq/conf.d/30-clinic.conf:ro"
         in (rabbitmq["volumes"])
@@ -274,25 +275,21 @@ def test_env_example_secrets_are_placeholders_the_app_refuses() -> None:
     assert env["MONGO_APP_USER"] != env["MONGO_INITDB_ROOT_USERNAME"]
 
 
-def _docker_compose_config(
-    tmp_path: Path, *options: str, profile: str | None = None
+def docker_compose_config(
+    tmp_path: Path,
+    *options: str,
+    profile: str | None = None,
+    files: tuple[str, ...] = ("docker-compose.yml",),
 ) -> subprocess.CompletedProcess[str]:
+    """``docker-compose config`` of ``files`` with .env.example as the .env."""
     if shutil.which("docker-compose") is None:
         unavailable("docker-compose is not installed (apt-get install docker-compose)")
     env_file = tmp_path / ".env"
     env_file.write_text((ROOT / ".env.example").read_text())
     profiles = ["--profile", profile] if profile else []
+    named = [argument for file in files for argument in ("-f", str(ROOT / file))]
     return subprocess.run(
-        [
-            "docker-compose",
-            "--env-file",
-            str(env_file),
-            *profiles,
-            "-f",
-            str(ROOT / "docker-compose.yml"),
-            "config",
-            *options,
-        ],
+        ["docker-compose", "--env-file", str(env_file), *profiles, *named, "config", *options],
         capture_output=True,
         text=True,
         check=False,
@@ -300,12 +297,12 @@ def _docker_compose_config(
 
 
 def test_docker_compose_accepts_the_file(tmp_path: Path) -> None:
-    result = _docker_compose_config(tmp_path, "--quiet")
+    result = docker_compose_config(tmp_path, "--quiet")
     assert result.returncode == 0, result.stderr
 
 
 def test_docker_compose_accepts_the_metrics_profile(tmp_path: Path) -> None:
-    result = _docker_compose_config(tmp_path, profile="metrics")
+    result = docker_compose_config(tmp_path, profile="metrics")
     assert result.returncode == 0, result.stderr
     services = yaml.safe_load(result.stdout)["services"]
     # As docker-compose resolved them: the profile kept, the workers' address set.
@@ -317,7 +314,7 @@ def test_docker_compose_accepts_the_metrics_profile(tmp_path: Path) -> None:
 
 
 def test_the_clinics_emails_go_to_mailpit_unless_env_names_a_relay(tmp_path: Path) -> None:
-    result = _docker_compose_config(tmp_path)
+    result = docker_compose_config(tmp_path)
     assert result.returncode == 0, result.stderr
     services = yaml.safe_load(result.stdout)["services"]
     for name in ("api", "booking-worker", "notification-worker"):
@@ -331,7 +328,7 @@ def test_the_clinics_emails_go_to_mailpit_unless_env_names_a_relay(tmp_path: Pat
 
 
 def test_with_the_example_env_the_app_signs_in_as_its_own_accounts(tmp_path: Path) -> None:
-    result = _docker_compose_config(tmp_path)
+    result = docker_compose_config(tmp_path)
     assert result.returncode == 0, result.stderr
     services = yaml.safe_load(result.stdout)["services"]
     brokers = services["rabbitmq"]["environment"]
