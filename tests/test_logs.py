@@ -3,8 +3,10 @@
 import json
 import logging
 import re
+import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -130,3 +132,23 @@ def test_every_logger_writes_through_one_handler_however_often_it_is_configured(
     logging.getLogger("faststream").warning("one more")
     [line] = capsys.readouterr().err.splitlines()
     assert json.loads(line)["logger"] == "faststream"
+
+
+def test_an_exception_python_cannot_raise_is_one_json_line_too(tmp_path: Path) -> None:
+    """A finaliser's error (aiormq's, say, at exit) would otherwise reach stderr as raw text."""
+    script = tmp_path / "unraisable.py"
+    script.write_text(
+        "from clinic.logs import configure_logging\n"
+        "configure_logging('INFO', 'json')\n"
+        "class Dropped:\n"
+        "    def __del__(self):\n"
+        "        raise RuntimeError('failed while collected')\n"
+        "Dropped()\n"
+    )
+    ran = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=60, check=True
+    )
+    [line] = ran.stderr.splitlines()
+    logged = json.loads(line)
+    assert logged["level"] == "WARNING"
+    assert "failed while collected" in logged["exception"]

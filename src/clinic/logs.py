@@ -169,3 +169,22 @@ def configure_logging(level: str | None = None, log_format: LogFormat | None = N
     clinic.propagate = True
     clinic.setLevel((level or settings.log_level).upper())
     logging.captureWarnings(True)
+    # Python prints an exception it cannot raise (in a finaliser, or in a coroutine
+    # collected at exit) straight to stderr, as lines no log shipper can parse. A hook
+    # someone else installed (a test runner's) is theirs, and stays.
+    if sys.unraisablehook is sys.__unraisablehook__:
+        sys.unraisablehook = _log_unraisable
+
+
+def _log_unraisable(unraisable: "sys.UnraisableHookArgs") -> None:
+    """Log an exception Python could not raise as one line of the clinic's format."""
+    try:
+        exc = unraisable.exc_value
+        logging.getLogger("clinic.unraisable").warning(
+            "%s: %r",
+            unraisable.err_msg or "Exception ignored in",
+            unraisable.object,
+            exc_info=(type(exc), exc, unraisable.exc_traceback) if exc is not None else None,
+        )
+    except Exception:  # noqa: BLE001 - late at exit logging may be gone: print it as Python would
+        sys.__unraisablehook__(unraisable)
