@@ -35,13 +35,18 @@ class PrivateRabbit(EmbeddedBroker):
 
     def ctl(self, *args: str) -> str:
         """``rabbitmqctl`` against this node; its output."""
+        return self.tool("rabbitmqctl", *args)
+
+    def tool(self, tool: str, *args: str) -> str:
+        """A RabbitMQ command line tool (``rabbitmqctl``, ``rabbitmq-upgrade``...) against
+        this node; its output."""
         return subprocess.run(
-            [str(self.server.parent / "rabbitmqctl"), "-n", self.node, "-q", *args],
+            [str(self.server.parent / tool), "-n", self.node, "-q", *args],
             env=self.env,
             capture_output=True,
             text=True,
             check=True,
-            timeout=90,
+            timeout=120,
         ).stdout
 
     def start(self, timeout: float = 60.0) -> None:

@@ -155,15 +155,7 @@ class RabbitCluster:
 
     def tool(self, number: int, tool: str, *args: str) -> str:
         """Another RabbitMQ command line tool (``rabbitmq-upgrade``...) against a node."""
-        node = self.node(number)
-        return subprocess.run(
-            [str(node.server.parent / tool), "-n", node.node, "-q", *args],
-            env=node.env,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=120,
-        ).stdout
+        return self.node(number).tool(tool, *args)
 
     def leader_of(self, queue: str) -> int:
         """The number of the node leading the quorum queue ``queue``."""
