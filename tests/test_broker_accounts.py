@@ -143,7 +143,8 @@ class OwnAccount:
 
     def __init__(self, rabbit_vhost: str) -> None:
         suffix = uuid.uuid4().hex[:8]
-        self.user, self.password = f"clinic-test-app-{suffix}", secrets.token_urlsafe(24)
+        # Hex: a URL-safe token may begin with "-", which rabbitmqctl takes for an option.
+        self.user, self.password = f"clinic-test-app-{suffix}", secrets.token_hex(24)
         self.vhost = f"{rabbit_vhost}-app-{suffix}"
         broker = urlsplit(settings.rabbit_url)
         self.url = (
