@@ -25,13 +25,19 @@ def available() -> bool:
 
 
 class PrivateRabbit(EmbeddedBroker):
-    """One throwaway RabbitMQ node; ``url`` reaches its default vhost as guest."""
+    """One throwaway RabbitMQ node; ``url`` reaches its default vhost as guest.
 
-    def __init__(self) -> None:
+    Its AMQP and Erlang distribution ports are ``port`` and ``dist_port`` when given,
+    else free ports the kernel picks.
+    """
+
+    def __init__(self, port: int | None = None, dist_port: int | None = None) -> None:
         server = find_server()
         assert server is not None, "RabbitMQ is not installed (see available())"
         base = Path(tempfile.mkdtemp(prefix="clinic-rabbit-"))
-        super().__init__(base, f"clinic-test-{uuid.uuid4().hex[:8]}@localhost", server)
+        super().__init__(base, f"clinic-test-{uuid.uuid4().hex[:8]}@localhost", server, port)
+        if dist_port is not None:
+            self.env["RABBITMQ_DIST_PORT"] = str(dist_port)
 
     def ctl(self, *args: str) -> str:
         """``rabbitmqctl`` against this node; its output."""

@@ -19,11 +19,9 @@ import socket
 import subprocess
 import tempfile
 import time
-import uuid
 from collections.abc import Iterable
 from pathlib import Path
 
-from clinic.embedded_broker import EmbeddedBroker, find_server
 from tests.private_broker import PrivateRabbit
 
 SIZE = 3
@@ -61,24 +59,12 @@ def spare_port() -> int:
             return port
 
 
-class ClusterNode(PrivateRabbit):
-    """A throwaway node, as ``PrivateRabbit``, whose ports are spare ports."""
-
-    def __init__(self) -> None:
-        server = find_server()
-        assert server is not None, "RabbitMQ is not installed (see private_broker.available())"
-        base = Path(tempfile.mkdtemp(prefix="clinic-rabbit-"))
-        name = f"clinic-test-{uuid.uuid4().hex[:8]}@localhost"
-        EmbeddedBroker.__init__(self, base, name, server, spare_port())
-        self.env["RABBITMQ_DIST_PORT"] = str(spare_port())
-
-
 class RabbitCluster:
     """Three clustered nodes (numbered 1 to 3) and an HAProxy in front of them."""
 
     def __init__(self, failover: bool = True) -> None:
         self.failover = failover
-        self.nodes = [ClusterNode() for _ in range(SIZE)]
+        self.nodes = [PrivateRabbit(spare_port(), spare_port()) for _ in range(SIZE)]
         self.base = Path(tempfile.mkdtemp(prefix="clinic-haproxy-"))
         self.frontends = [spare_port() for _ in range(SIZE)]
         self.socket = self.base / "haproxy.sock"

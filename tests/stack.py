@@ -120,10 +120,16 @@ class Stack:
         raise AssertionError(f"no process reached {point} within {within}s")
 
     async def wait_for_emails(self, booking_ids: list[str], within: float = 30.0) -> None:
-        """Wait until every booking got at least one email."""
+        """Wait until every booking got at least one email; else fail naming the bookings
+        without one, and where the queues stand (a retry stuck in a queue shows there)."""
         deadline = time.monotonic() + within
-        while not all(self.emails()[b] for b in booking_ids):
-            assert time.monotonic() < deadline, f"emails missing: {self.emails()}"
+        while missing := set(booking_ids) - set(self.emails()):
+            if time.monotonic() > deadline:
+                depths = await asyncio.to_thread(self.queue_depths)
+                raise AssertionError(
+                    f"{len(missing)} bookings got no email ({sorted(missing)[:5]}...); "
+                    f"queues: {depths}"
+                )
             await asyncio.sleep(0.25)
 
     async def wait_for_depths(

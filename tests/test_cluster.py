@@ -112,17 +112,6 @@ async def wait_for_decided(count: int, within: float) -> int:
     return done
 
 
-async def wait_for_emails(stack: Stack, ids: list[str], within: float = 30.0) -> None:
-    """Wait until every booking got an email; else fail naming how many did not, and
-    where the queues stand (a retry stuck in a queue shows there)."""
-    deadline = time.monotonic() + within
-    while missing := len(set(ids) - set(stack.emails())):
-        if time.monotonic() > deadline:
-            depths = await asyncio.to_thread(stack.queue_depths)
-            raise AssertionError(f"{missing} bookings got no email; queues: {depths}")
-        await asyncio.sleep(0.5)
-
-
 async def declare_audit(url: str) -> None:
     """A quorum queue bound to the fanout, to count announcements: it outlives a node."""
     connection = await aio_pika.connect(url)
@@ -207,7 +196,7 @@ async def test_bookings_survive_losing_nodes_of_the_cluster(
 
         await wait_for_decided(BOOKINGS, within=60)
         took = time.monotonic() - started
-        await wait_for_emails(stack, ids)
+        await stack.wait_for_emails(ids)
         await patiently(lambda: stack.wait_until_settled(within=30))
         announced, depths = await drain(cluster.url_via(API_NODE))
         alive = {s.log.stem: s.process.pid for s in stack.services if s.running and s.process}
