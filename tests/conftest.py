@@ -67,7 +67,7 @@ from beanie import init_beanie  # noqa: E402
 from fastapi import FastAPI  # noqa: E402
 from faststream import FastStream  # noqa: E402
 from faststream.rabbit import RabbitBroker, TestRabbitBroker  # noqa: E402
-from httpx import ASGITransport, AsyncClient  # noqa: E402
+from httpx import ASGITransport, AsyncClient, Request, Response  # noqa: E402
 from pymongo import AsyncMongoClient  # noqa: E402
 from pymongo.errors import AutoReconnect  # noqa: E402
 
@@ -301,12 +301,26 @@ def api(clean_db: AsyncMongoClient[dict[str, object]]) -> FastAPI:
     return app
 
 
+class HandedOver(ASGITransport):
+    """In-process transport answering once the request's hand-overs to the broker are done.
+
+    The API publishes a booking's request in a task of its own, after its answer;
+    the tests in process look at what happened next without waiting for it, as a
+    client of the real API would by following ``Location``.
+    """
+
+    async def handle_async_request(self, request: Request) -> Response:
+        response = await super().handle_async_request(request)
+        await self.app.state.hand_overs.finish()  # type: ignore[attr-defined]
+        return response
+
+
 @pytest.fixture
 async def client(api: FastAPI) -> AsyncIterator[AsyncClient]:
     """An HTTP client of the API in process, its broker in memory."""
     async with (
         TestRabbitBroker(api.state.broker),
-        AsyncClient(transport=ASGITransport(app=api), base_url="http://clinic") as http,
+        AsyncClient(transport=HandedOver(app=api), base_url="http://clinic") as http,
     ):
         yield http
 
@@ -321,7 +335,7 @@ async def client_and_handlers(
     api.state.hand_overs = HandOvers(publishers)
     async with (
         TestRabbitBroker(api.state.broker),
-        AsyncClient(transport=ASGITransport(app=api), base_url="http://clinic") as http,
+        AsyncClient(transport=HandedOver(app=api), base_url="http://clinic") as http,
     ):
         yield http
 

@@ -15,6 +15,8 @@ wrapped by ``tests.faulty_api``, ``tests.faulty_booking_worker`` and
   decision stored, not yet announced), ``after_reminder_publish`` (the relay
   announced a reminder, not yet marked it sent), ``mid_send`` (email claimed,
   not sent) and ``after_handling`` (handled, not yet acknowledged);
+- ``FAULT_SLOW_REQUESTS``: seconds the API waits before each booking request's publish,
+  as if the broker were slow to take it;
 - ``FAULT_CLOCK_AHEAD``: seconds the booking worker's outbox relay runs ahead of
   the real time, so a reminder a day away falls due now;
 - ``BuggyClinic``: a handler bug that always raises, for one patient name;
@@ -42,9 +44,10 @@ CRASH_POINT = os.environ.get("FAULT_CRASH_POINT", "")
 MAILBOX = os.environ.get("FAULT_MAILBOX", "mailbox.jsonl")
 MARKERS = os.environ.get("FAULT_MARKERS", "markers.txt")
 CRASH_AFTER = int(os.environ.get("FAULT_CRASH_AFTER", "1"))
+"""Crash at the point the n-th time it is reached (the first time by default)."""
 CLOCK_AHEAD = timedelta(seconds=float(os.environ.get("FAULT_CLOCK_AHEAD", "0")))
 LOSE_EVERY = int(os.environ.get("FAULT_LOSE_EVERY", "0"))
-"""Crash at the point the n-th time it is reached (the first time by default)."""
+SLOW_REQUESTS = float(os.environ.get("FAULT_SLOW_REQUESTS", "0"))
 BUGGY_NAME = "Bug Trigger"
 """A booking for a patient of this name makes the faulty booking worker's handler raise."""
 
@@ -106,6 +109,7 @@ class CrashPoints(BaseMiddleware):
             await reach("before_status_publish", str(cmd.correlation_id))
         elif cmd.destination == BOOKING_REQUESTS.name:
             await reach("before_request_publish", str(cmd.correlation_id))
+            await asyncio.sleep(SLOW_REQUESTS)
         result = await call_next(cmd)
         if ":reminder-" in str(cmd.message_options.get("message_id", "")):
             await reach("after_reminder_publish", str(cmd.correlation_id))

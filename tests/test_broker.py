@@ -12,7 +12,7 @@ import aio_pika
 import pytest
 from fastapi import FastAPI
 from faststream import FastStream
-from httpx import ASGITransport, AsyncClient
+from httpx import AsyncClient
 from pymongo import AsyncMongoClient
 
 from clinic.api import create_app
@@ -28,7 +28,7 @@ from clinic.messaging.retries import PARKED_FROM_HEADER, PARKED_REASON_HEADER
 from clinic.messaging.topology import BOOKING_REQUESTS, NOTIFICATIONS, declare_topology
 from clinic.settings import settings
 from clinic.store.documents import Booking
-from tests.conftest import Mailbox, broker_of, publishers_of, unavailable
+from tests.conftest import HandedOver, Mailbox, broker_of, publishers_of, unavailable
 from tests.integration import parked_messages, queue, stored_booking, terminal, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("rabbit_vhost", "clean_db")]
@@ -171,7 +171,7 @@ async def live_app(
 @pytest.fixture
 async def live_api(live_app: FastAPI) -> AsyncIterator[AsyncClient]:
     """An HTTP client of the live API."""
-    transport = ASGITransport(app=live_app)
+    transport = HandedOver(app=live_app)
     async with AsyncClient(transport=transport, base_url="http://clinic") as client:
         yield client
 

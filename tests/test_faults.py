@@ -8,6 +8,7 @@ one terminal state and every status change sends exactly one email.
 import asyncio
 
 import aio_pika
+import httpx
 import pytest
 
 from clinic.domain.hand_overs import handed_over
@@ -138,6 +139,40 @@ async def test_api_killed_between_storing_and_publishing_the_relay_publishes(
     assert booking.status is BookingStatus.CONFIRMED
     assert log_count(stack.tmp / "booking.log", "request published by the outbox relay") == 1
     assert (booking.updated_at - booking.created_at).total_seconds() >= settings.outbox_grace
+
+
+async def test_api_stopped_under_load_hands_over_every_booking_it_stored(stack: Stack) -> None:
+    """uvicorn's graceful stop: the requests in progress finish, and so do the hand-overs
+    of their requests, which a slow broker holds up; its last mark covers them all, so
+    the relay has nothing to send."""
+    api = stack.api("uvicorn tests.faulty_api:app", FAULT_SLOW_REQUESTS="0.5")
+    await stack.wait_until_ready()
+    answers: list[int] = []
+    busy = asyncio.Event()
+
+    async def book_until_refused(client: httpx.AsyncClient) -> None:
+        while True:
+            body = {"patientName": "Ana", "patientEmail": "ana@example.com"}
+            try:
+                response = await client.post("/book", json=body | {"date": stack.next_date()})
+            except httpx.TransportError:  # the API stopped listening
+                return
+            answers.append(response.status_code)
+            if len(answers) >= 300:  # hand-overs in flight all along
+                busy.set()
+
+    async with httpx.AsyncClient(base_url=stack.base_url, timeout=30) as client:
+        clients = [asyncio.create_task(book_until_refused(client)) for _ in range(32)]
+        await busy.wait()
+        await asyncio.to_thread(api.terminate)
+        await asyncio.gather(*clients)
+
+    assert set(answers) == {202}, answers
+    stored = await Booking.find_all().to_list()
+    assert len(stored) >= len(answers)
+    not_handed_over = [b.id for b in stored if not await handed_over(b.hand_over)]
+    assert not not_handed_over, f"{len(not_handed_over)} of {len(stored)} left to the relay"
+    await stack.wait_for_depths({BOOKING_REQUESTS.name: len(stored)}, within=10)
 
 
 async def test_poison_messages_are_parked_while_good_bookings_flow(

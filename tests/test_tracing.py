@@ -21,7 +21,7 @@ import aio_pika
 import pytest
 from faststream import FastStream
 from faststream.opentelemetry import TelemetryMiddleware
-from httpx import ASGITransport, AsyncClient
+from httpx import AsyncClient
 from opentelemetry.sdk.resources import SERVICE_NAME
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -37,7 +37,7 @@ from clinic.handlers import booking_router, notifications_router, worker_app
 from clinic.mail import Email
 from clinic.settings import settings
 from clinic.tracing import MISSING_EXTRA, start_tracing, stop_tracing, tracer_provider
-from tests.conftest import STAFF, Mailbox, broker_of, publishers_of
+from tests.conftest import STAFF, HandedOver, Mailbox, broker_of, publishers_of
 from tests.integration import stored_booking, wait_for
 
 PATIENT = "Zoë Tracewell"
@@ -118,7 +118,7 @@ async def test_one_booking_is_one_trace_from_post_book_to_the_email_without_pati
     with broker_of(notification_worker).provider.scope(default_email_sender, lambda: mailbox):
         async with (
             lifespan(api),
-            AsyncClient(transport=ASGITransport(app=api), base_url="http://clinic") as http,
+            AsyncClient(transport=HandedOver(app=api), base_url="http://clinic") as http,
             consuming(booking_worker),
             consuming(notification_worker),
         ):
@@ -137,7 +137,6 @@ async def test_one_booking_is_one_trace_from_post_book_to_the_email_without_pati
 
     flow = (
         "POST /book",
-        "BackgroundTask hand_over",
         "default.booking_requests publish",
         "default.booking_requests process",
         "booking_notifications. publish",
@@ -163,7 +162,7 @@ async def test_one_booking_is_one_trace_from_post_book_to_the_email_without_pati
     # One root: every span of the booking descends from the request.
     assert [span.name for span in trace if span.parent is None] == ["POST /book"]
     # Cause to effect: the email, its event's consume and publish, the request's consume
-    # and publish, the API's background task, the request.
+    # and publish, the request.
     email = named(exported, "email send")
     assert ancestry(exported, email) == [
         "email send",
@@ -171,7 +170,6 @@ async def test_one_booking_is_one_trace_from_post_book_to_the_email_without_pati
         "booking_notifications. create",
         "default.booking_requests process",
         "default.booking_requests create",
-        "BackgroundTask hand_over",
         "POST /book",
     ]
     assert dict(email.attributes or {}) == {"booking.status": "confirmed"}

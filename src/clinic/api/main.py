@@ -65,8 +65,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        # After the requests in progress (uvicorn waits for them), so the last mark
-        # covers their hand-overs.
+        # After the requests in progress (uvicorn waits for them) and their hand-overs,
+        # so the last mark covers them.
+        await app.state.hand_overs.finish()
         stop.set()
         await marks
         await app.state.broker.stop()
@@ -117,7 +118,7 @@ def create_app() -> FastAPI:
     app.add_middleware(UnexpectedErrors)
     # Around it, so the 500s it answers are counted too.
     app.add_middleware(HttpMetrics)
-    # Around everything, so a request's span holds all the API does for it, the
-    # background publish of a booking's request included.
+    # Around everything, so a request's span holds all the API does for it; the
+    # hand-over of a booking's request continues its trace.
     instrument_api(app)
     return app

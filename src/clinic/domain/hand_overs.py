@@ -48,6 +48,7 @@ class HandOvers:
         # Failed hand-overs, by number: the booking whose ticket is still to be cleared.
         self._failed: dict[int, str] = {}
         self._recorded = 0
+        self._publishing: set[asyncio.Task[None]] = set()
 
     def ticket(self) -> str:
         """A new ticket, for a booking (or move) about to be stored with its request due."""
@@ -64,6 +65,23 @@ class HandOvers:
         number = ticket_of(ticket)[1]
         self._waiting.discard(number)
         self._failed[number] = booking_id
+
+    def start(self, ticket: str, booking_id: str, what: str | None = None) -> None:
+        """Hand a just-stored request over while the answer goes out; ``finish`` waits for it.
+
+        A task of its own, not the request's background task: every wait of a publish
+        resumes through the frames beneath it, and beneath a request there are some
+        thirty (middlewares, routing) where here there are a dozen. The task copies
+        the request's context, so its log lines and spans still name the booking.
+        """
+        task = asyncio.create_task(self.hand_over(ticket, booking_id, what))
+        self._publishing.add(task)  # held here: the event loop keeps only a weak reference
+        task.add_done_callback(self._publishing.discard)
+
+    async def finish(self) -> None:
+        """Wait until every hand-over started so far has ended (each within its timeout)."""
+        while self._publishing:
+            await asyncio.gather(*self._publishing, return_exceptions=True)
 
     async def hand_over(self, ticket: str, booking_id: str, what: str | None = None) -> None:
         """Publish a just-stored booking's request (or its move's, named ``what``); if that

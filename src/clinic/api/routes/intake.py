@@ -4,7 +4,7 @@ import hashlib
 import logging
 from typing import Annotated, Any
 
-from fastapi import APIRouter, BackgroundTasks, Header, HTTPException, Request, Response, status
+from fastapi import APIRouter, Header, HTTPException, Request, Response, status
 
 from clinic.api.deps import TOKEN_OPTIONAL, Backlog, HandOver, Rate, StaffIfAny
 from clinic.api.errors import (
@@ -111,7 +111,6 @@ async def book(
     request: BookingRequest,
     http: Request,
     response: Response,
-    background: BackgroundTasks,
     hand_overs: HandOver,
     staff: StaffIfAny,
     rate: Rate,
@@ -121,7 +120,7 @@ async def book(
     """Store the booking as pending and hand it to the booking workers.
 
     202 means the booking is durably stored, and so will be processed: its
-    request is published right after the answer, or, if the broker is
+    request is published as the answer goes out, or, if the broker is
     unreachable or this process dies first, by the outbox relay once
     ``CLINIC_OUTBOX_GRACE`` has passed. Follow ``Location`` to see it become
     confirmed or rejected. The answer's ``manageToken`` is the patient's key to
@@ -181,7 +180,7 @@ async def book(
     current_booking_id.set(booking.id)
     if log.isEnabledFor(logging.DEBUG):  # not masking, on every booking, a line nobody reads
         log.debug("booking accepted for %s", mask_email(booking.patient_email))
-    background.add_task(hand_overs.hand_over, ticket, booking.id)
+    hand_overs.start(ticket, booking.id)
     response.headers["Location"] = f"/booking/{booking.id}"
     return NewBookingOut.opened_by(booking, token)
 

@@ -1,6 +1,6 @@
 """Patients move their appointment: POST /booking/{id}/reschedule."""
 
-from fastapi import APIRouter, BackgroundTasks, HTTPException, status
+from fastapi import APIRouter, HTTPException, status
 
 from clinic.api.booking_keys import (
     OPENED,
@@ -48,7 +48,6 @@ async def reschedule(
     booking_id: BookingId,
     request: MoveRequest,
     key: BookingKey,
-    background: BackgroundTasks,
     hand_overs: HandOver,
 ) -> BookingOut:
     """Ask to move a confirmed appointment to another free slot, of its doctor or another.
@@ -77,5 +76,5 @@ async def reschedule(
     current_booking_id.set(moving.id)
     if isinstance(key, Staff):
         audit_read(key, f"and moved booking {moving.id}")
-    background.add_task(hand_overs.hand_over, ticket, moving.id, request_name(moving))
+    hand_overs.start(ticket, moving.id, request_name(moving))
     return BookingOut.of(moving)
