@@ -7,6 +7,7 @@ the booking handler also runs the outbox relay.
 """
 
 import asyncio
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -36,6 +37,9 @@ async def _worker_lifespan(
     # The API creates the indexes; a restarted worker must not wait on index builds.
     client = await connect_database(create_indexes=False)
     await declare_topology()
+    # As in the API: what the process built so far, out of the garbage collector's sight.
+    gc.collect()
+    gc.freeze()
     try:
         # /health, /ready and /metrics; `faststream run --workers N` numbers each child.
         async with serving_probes(app.brokers, client, worker_id):
