@@ -35,10 +35,31 @@ Publish = Annotated[Publishers, Depends(_app_state("publishers"))]
 """The publishers of the API's broker."""
 HandOver = Annotated[HandOvers, Depends(_app_state("hand_overs"))]
 """What hands this process's booking requests to the broker (and keeps its mark)."""
-Rate = Annotated[BookingRate, Depends(_app_state("booking_rate"))]
-"""This process's count of booking requests per client address."""
 Backlog = Annotated[PendingBacklog, Depends(_app_state("backlog"))]
 """This process's view of how many bookings wait for a decision."""
+
+
+@dataclass(frozen=True)
+class Intake:
+    """What this API process keeps to take new bookings."""
+
+    hand_overs: HandOvers
+    """Hands their requests to the broker (and keeps the process's mark)."""
+    rate: BookingRate
+    """Counts booking requests per client address."""
+    backlog: PendingBacklog
+    """Tells how many bookings wait for a decision."""
+
+
+# One dependency for the three: FastAPI's cost per dependency is a measurable
+# share of POST /book (docs/performance.md).
+async def _intake(request: Request) -> Intake:
+    state = request.app.state
+    return Intake(state.hand_overs, state.booking_rate, state.backlog)
+
+
+IntakeState = Annotated[Intake, Depends(_intake)]
+"""This process's hand-overs, per-client rate and view of the backlog, for ``POST /book``."""
 
 
 @dataclass(frozen=True)

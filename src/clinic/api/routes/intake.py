@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, HTTPException, Request, Response, status
 
-from clinic.api.deps import TOKEN_OPTIONAL, Backlog, HandOver, Rate, StaffIfAny
+from clinic.api.deps import TOKEN_OPTIONAL, IntakeState, StaffIfAny
 from clinic.api.errors import (
     BUSY,
     LIMITED,
@@ -111,10 +111,8 @@ async def book(
     request: BookingRequest,
     http: Request,
     response: Response,
-    hand_overs: HandOver,
+    intake: IntakeState,
     staff: StaffIfAny,
-    rate: Rate,
-    backlog: Backlog,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> NewBookingOut:
     """Store the booking as pending and hand it to the booking workers.
@@ -130,7 +128,8 @@ async def book(
     the worker would give. Limits answer 429 with ``Retry-After``; a staff token
     lifts the per-client ones, for reception booking on a patient's behalf.
     """
-    if staff is None and (refused := rate.take(client_address(http))):
+    hand_overs, backlog = intake.hand_overs, intake.backlog
+    if staff is None and (refused := intake.rate.take(client_address(http))):
         raise limited(*refused)
     await refuse_unbookable(request.date, request.doctor_id)
     if await backlog.too_long():
