@@ -1,7 +1,6 @@
 """The API app: its broker, its database connection and its routes."""
 
 import asyncio
-import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -37,6 +36,7 @@ from clinic.api.seed import seed_doctors
 from clinic.domain.admission import PendingBacklog
 from clinic.domain.hand_overs import HandOvers
 from clinic.domain.reminders import remind_older_bookings
+from clinic.garbage_collector import settle_after_startup
 from clinic.logs import configure_logging
 from clinic.messaging.broker import Publishers, new_broker, waiting_requests
 from clinic.messaging.topology import declare_topology
@@ -63,11 +63,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     await declare_topology()
     stop = asyncio.Event()
     marks = asyncio.create_task(app.state.hand_overs.run(stop), name="hand-over marks")
-    # What the process has built so far lives as long as it does: out of the garbage
-    # collector's sight, so the full collections that per-request garbage sets off no
-    # longer walk all of it (docs/performance.md).
-    gc.collect()
-    gc.freeze()
+    settle_after_startup()
     try:
         yield
     finally:

@@ -7,7 +7,6 @@ the booking handler also runs the outbox relay.
 """
 
 import asyncio
-import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,6 +20,7 @@ from clinic import __version__
 from clinic.clock import utcnow
 from clinic.domain.outbox import run_relay
 from clinic.domain.retention import run_retention
+from clinic.garbage_collector import settle_after_startup
 from clinic.handlers.probes import serving_probes
 from clinic.logs import LogBookingId, configure_logging
 from clinic.messaging.broker import Publishers, new_broker
@@ -37,9 +37,7 @@ async def _worker_lifespan(
     # The API creates the indexes; a restarted worker must not wait on index builds.
     client = await connect_database(create_indexes=False)
     await declare_topology()
-    # As in the API: what the process built so far, out of the garbage collector's sight.
-    gc.collect()
-    gc.freeze()
+    settle_after_startup()
     try:
         # /health, /ready and /metrics; `faststream run --workers N` numbers each child.
         async with serving_probes(app.brokers, client, worker_id):
