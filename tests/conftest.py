@@ -304,7 +304,7 @@ def api(clean_db: AsyncMongoClient[dict[str, object]]) -> FastAPI:
 class HandedOver(ASGITransport):
     """In-process transport answering once the request's hand-overs to the broker are done.
 
-    The API publishes a booking's request in a task of its own, after its answer;
+    The API publishes a booking's request in a task of its own as its answer goes out;
     the tests in process look at what happened next without waiting for it, as a
     client of the real API would by following ``Location``.
     """
