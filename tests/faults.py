@@ -109,7 +109,8 @@ class CrashPoints(BaseMiddleware):
             await reach("before_status_publish", str(cmd.correlation_id))
         elif cmd.destination == BOOKING_REQUESTS.name:
             await reach("before_request_publish", str(cmd.correlation_id))
-            await asyncio.sleep(SLOW_REQUESTS)
+            if SLOW_REQUESTS:
+                await asyncio.sleep(SLOW_REQUESTS)
         result = await call_next(cmd)
         if ":reminder-" in str(cmd.message_options.get("message_id", "")):
             await reach("after_reminder_publish", str(cmd.correlation_id))
