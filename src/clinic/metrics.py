@@ -10,6 +10,7 @@ methods and statuses, queue names and small fixed sets of outcomes, so the
 number of series stays small whatever the traffic.
 """
 
+from functools import cache
 from typing import Literal, get_args
 
 from prometheus_client import (
@@ -108,9 +109,16 @@ def count_parked(queue: str, reason: ParkReason) -> None:
 
 def observe_request(route: str, method: str, status: int, seconds: float) -> None:
     """Count one answered HTTP request and its duration."""
-    method = method if method in METHODS else "other"
-    HTTP_REQUESTS.labels(route, method, str(status)).inc()
-    HTTP_DURATION.labels(route, method).observe(seconds)
+    count, duration = _request_series(route, method if method in METHODS else "other", status)
+    count.inc()
+    duration.observe(seconds)
+
+
+@cache
+def _request_series(route: str, method: str, status: int) -> tuple[Counter, Histogram]:
+    # Looking a labelled series up takes a lock and checks its labels, on every request;
+    # the labels are route templates, methods and statuses, so the series are few.
+    return HTTP_REQUESTS.labels(route, method, str(status)), HTTP_DURATION.labels(route, method)
 
 
 _backlog_shown = False

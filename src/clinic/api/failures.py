@@ -15,7 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from clinic.redaction import error_summary
 
@@ -93,44 +93,25 @@ def _without_input(error: dict[str, object]) -> dict[str, object]:
     return {key: value for key, value in error.items() if key not in drop}
 
 
-class UnexpectedErrors:
-    """ASGI middleware: an unhandled error is a 500 with an error id, logged once."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = False
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, receive, tracking_send)
-        except Exception as exc:
-            error_id = uuid4().hex
-            log.error(
-                "unexpected error %s on %s %s",
-                error_id,
-                scope["method"],
-                _route(scope),
-                exc_info=exc,
-            )
-            if started:
-                return  # the answer is on its way: nothing more can be said to the client
-            response = JSONResponse(
-                {
-                    "detail": f"Something went wrong on our side (error id {error_id}).",
-                    "errorId": error_id,
-                },
-                status_code=status.HTTP_500_INTERNAL_SERVER_ERROR,
-            )
-            await response(scope, receive, send)
+async def answer_unexpected(
+    exc: Exception, scope: Scope, receive: Receive, send: Send, *, answer_started: bool
+) -> None:
+    """Log an error nothing else handled once, under a new error id, and answer it with a
+    500 carrying that id, unless the answer had started (nothing more can be said then)."""
+    error_id = uuid4().hex
+    log.error(
+        "unexpected error %s on %s %s", error_id, scope["method"], _route(scope), exc_info=exc
+    )
+    if answer_started:
+        return
+    response = JSONResponse(
+        {
+            "detail": f"Something went wrong on our side (error id {error_id}).",
+            "errorId": error_id,
+        },
+        status_code=status.HTTP_500_INTERNAL_SERVER_ERROR,
+    )
+    await response(scope, receive, send)
 
 
 def _route(scope: Scope) -> str:

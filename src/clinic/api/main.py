@@ -11,16 +11,9 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from clinic import __version__
-from clinic.api.failures import (
-    UnexpectedErrors,
-    database_unavailable,
-    http_error,
-    invalid_request,
-)
-from clinic.api.http_metrics import HttpMetrics
-from clinic.api.privacy import NoStore
+from clinic.api.edge import Edge
+from clinic.api.failures import database_unavailable, http_error, invalid_request
 from clinic.api.rate_limits import BookingRate
-from clinic.api.request_limits import RequestLimits
 from clinic.api.routes import (
     booking_list,
     bookings,
@@ -101,9 +94,6 @@ def create_app() -> FastAPI:
     app.state.hand_overs = HandOvers(publishers)
     app.state.booking_rate = BookingRate()
     app.state.backlog = PendingBacklog(lambda: waiting_requests(broker))
-    # Ours, not FastAPI's max_body_size: that one answers a declared oversize in plain text.
-    app.add_middleware(RequestLimits)
-    app.add_middleware(NoStore)
     app.include_router(intake.router)
     app.include_router(bookings.router)
     app.include_router(moves.router)
@@ -116,10 +106,10 @@ def create_app() -> FastAPI:
     app.add_exception_handler(DatabaseUnavailable, database_unavailable)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, invalid_request)
-    # Outermost of ours: it answers whatever error nothing else handled.
-    app.add_middleware(UnexpectedErrors)
-    # Around it, so the 500s it answers are counted too.
-    app.add_middleware(HttpMetrics)
+    # Ours around every request: its bounds (not FastAPI's max_body_size, which answers
+    # a declared oversize in plain text), a 500 for whatever error nothing else handled,
+    # no-store answers, and the HTTP metrics.
+    app.add_middleware(Edge)
     # Around everything, so a request's span holds all the API does for it; the
     # hand-over of a booking's request continues its trace.
     instrument_api(app)

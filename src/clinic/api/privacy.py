@@ -2,7 +2,7 @@
 
 import logging
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message
 
 from clinic.api.deps import Staff
 from clinic.redaction import mask_email
@@ -12,29 +12,15 @@ audit = logging.getLogger("clinic.audit")
 _NO_STORE = (b"cache-control", b"no-store")
 
 
-class NoStore:
-    """ASGI middleware: no answer is kept by a browser or proxy cache unless it says so.
+def forbid_caching(start: Message) -> None:
+    """Mark an answer, by its ``http.response.start`` message, as never to be kept by a
+    browser or proxy cache, unless its route set a ``Cache-Control`` of its own.
 
-    Most answers carry a patient's name, email or appointment; a route whose
-    answers may be cached sets its own ``Cache-Control``.
+    Most answers carry a patient's name, email or appointment.
     """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def no_store(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = message.setdefault("headers", [])
-                if not any(name.lower() == b"cache-control" for name, _ in headers):
-                    headers.append(_NO_STORE)
-            await send(message)
-
-        await self.app(scope, receive, no_store)
+    headers = start.setdefault("headers", [])
+    if not any(name.lower() == b"cache-control" for name, _ in headers):
+        headers.append(_NO_STORE)
 
 
 def audit_read(staff: Staff, what: str, filters: dict[str, object] | None = None) -> None:

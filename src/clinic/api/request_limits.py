@@ -1,9 +1,10 @@
 """Bounds on what one request may make the API read: its request line, headers and body.
 
-A pure ASGI middleware, so it answers before any route, logger or validator
-sees an oversized request: a request line over ``MAX_TARGET_BYTES`` is a 414,
-headers over ``MAX_HEADER_BYTES`` a 431, a body over ``MAX_BODY_BYTES`` a 413,
-and a body that is still arriving after ``CLINIC_BODY_TIMEOUT`` seconds a 408.
+Applied by the API's outermost layer (``clinic.api.edge``), so it answers before
+any route, logger or validator sees an oversized request: a request line over
+``MAX_TARGET_BYTES`` is a 414, headers over ``MAX_HEADER_BYTES`` a 431, a body
+over ``MAX_BODY_BYTES`` a 413, and a body that is still arriving after
+``CLINIC_BODY_TIMEOUT`` seconds a 408.
 The HTTP server reads the request line and headers before the app does, so
 the proxy in front caps those too (README, "Security and privacy").
 """
@@ -12,7 +13,7 @@ import asyncio
 import json
 
 from starlette.exceptions import HTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from clinic.settings import settings
 
@@ -40,45 +41,33 @@ class _Refused(HTTPException):
         super().__init__(status, _DETAILS[status])
 
 
-class RequestLimits:
-    """ASGI middleware refusing requests that break a bound, with a JSON error."""
+def bounded(receive: Receive) -> Receive:
+    """``receive``, raising a 413 once the body passes ``MAX_BODY_BYTES`` and a 408 if it
+    is still arriving ``CLINIC_BODY_TIMEOUT`` seconds from now."""
+    received = 0
+    body_done = False
+    deadline = asyncio.get_running_loop().time() + settings.body_timeout
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+    async def bounded_receive() -> Message:
+        nonlocal received, body_done
+        if body_done:
+            return await receive()  # after the body: a disconnect, whenever it comes
+        try:
+            async with asyncio.timeout_at(deadline):
+                message = await receive()
+        except TimeoutError:
+            raise _Refused(408) from None
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > MAX_BODY_BYTES:
+                raise _Refused(413)
+            body_done = not message.get("more_body", False)
+        return message
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        if refusal := _refusal(scope):
-            await _refuse(send, refusal)
-            return
-        received = 0
-        body_done = False
-        deadline = asyncio.get_running_loop().time() + settings.body_timeout
-
-        async def bounded_receive() -> Message:
-            nonlocal received, body_done
-            if body_done:
-                return await receive()  # after the body: a disconnect, whenever it comes
-            try:
-                async with asyncio.timeout_at(deadline):
-                    message = await receive()
-            except TimeoutError:
-                raise _Refused(408) from None
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > MAX_BODY_BYTES:
-                    raise _Refused(413)
-                body_done = not message.get("more_body", False)
-            return message
-
-        # A refusal raised here is an HTTPException: the app's own exception handling,
-        # inside this middleware, answers it like any other.
-        await self.app(scope, bounded_receive, send)
+    return bounded_receive
 
 
-def _refusal(scope: Scope) -> int | None:
+def refusal(scope: Scope) -> int | None:
     """The status refusing this request for its line, headers or declared body; else None."""
     target = len(scope.get("raw_path") or scope["path"]) + len(scope.get("query_string", b""))
     if target > MAX_TARGET_BYTES:
@@ -92,7 +81,8 @@ def _refusal(scope: Scope) -> int | None:
     return None
 
 
-async def _refuse(send: Send, status: int) -> None:
+async def refuse(send: Send, status: int) -> None:
+    """Answer ``status``, with its JSON error, and close the connection."""
     body = json.dumps({"detail": _DETAILS[status]}).encode()
     await send(
         {

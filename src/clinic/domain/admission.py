@@ -43,10 +43,12 @@ async def never_bookable(date: datetime, doctor_id: str | None) -> RejectionCode
     if not candidates:
         unknown = doctor_id is not None
         return RejectionCode.DOCTOR_UNAVAILABLE if unknown else RejectionCode.OUTSIDE_WORKING_HOURS
-    problems = {slot_problem(doctor, date) for doctor in candidates}
-    if None in problems:
-        return None
-    return most_telling({problem for problem in problems if problem is not None})
+    problems: set[RejectionCode] = set()
+    for doctor in candidates:
+        if (problem := slot_problem(doctor, date)) is None:
+            return None  # the first doctor who could take it settles it
+        problems.add(problem)
+    return most_telling(problems)
 
 
 def reason(code: RejectionCode) -> str:
