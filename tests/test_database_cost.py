@@ -1,0 +1,100 @@
+"""What a booking costs the database: the writes it makes, counted by the server.
+
+The database is the clinic's busiest process, and it pays mostly per document
+written (docs/performance.md). These tests pin the writes of a booking, so a
+change that adds a record to the booking's path (an audit row, a second outbox
+record) fails here and has to say why in the test.
+"""
+
+import os
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from httpx import AsyncClient
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from tests.conftest import Mailbox
+
+Writes = Counter[tuple[str, str]]
+"""Documents written, by operation and collection: ``("insert", "bookings")``."""
+
+
+def _written(entry: dict[str, Any]) -> Writes:
+    """The documents one profiled command wrote (a batch of inserts counts each one)."""
+    command, collection = entry.get("command", {}), entry.get("ns", "").split(".", 1)[-1]
+    for op, field in (("insert", "documents"), ("update", "updates"), ("delete", "deletes")):
+        if op in command:
+            return Counter({(op, collection): len(command.get(field, []))})
+    if "findAndModify" in command or "findandmodify" in command:
+        return Counter({("findAndModify", collection): 1})
+    return Counter()
+
+
+@asynccontextmanager
+async def database_writes(db: AsyncDatabase[Any]) -> AsyncIterator[Callable[[], Awaitable[Writes]]]:
+    """Profile every command on ``db`` in the block; yields what reads the writes so far."""
+    await db.command("profile", 0)
+    await db.drop_collection("system.profile")
+    await db.command("profile", 2)
+
+    async def writes() -> Writes:
+        total: Writes = Counter()
+        async for entry in db["system.profile"].find():
+            total += _written(entry)
+        return total
+
+    try:
+        yield writes
+    finally:
+        await db.command("profile", 0)
+
+
+def booking_body() -> dict[str, str]:
+    # Weeks ahead, so the confirmation schedules a reminder, as most bookings' do.
+    when = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(days=20)
+    return {
+        "patientName": "Juan Pérez",
+        "patientEmail": "juan@example.com",
+        "date": when.isoformat(),
+    }
+
+
+async def test_storing_a_booking_is_the_request_paths_one_write(
+    client: AsyncClient, clean_db: AsyncMongoClient[dict[str, object]]
+) -> None:
+    db = clean_db[os.environ["CLINIC_MONGO_DB"]]
+    async with database_writes(db) as writes:
+        response = await client.post("/book", json=booking_body())
+        written = await writes()
+
+    assert response.status_code == 202
+    # The booking carries its request's outbox record (request_due_at) and its hand-over
+    # ticket; the API's mark of what reached the broker is per process, not per booking.
+    assert written == Counter({("insert", "bookings"): 1})
+
+
+async def test_a_booking_confirmed_and_emailed_writes_six_documents(
+    client_and_handlers: AsyncClient,
+    mailbox: Mailbox,
+    clean_db: AsyncMongoClient[dict[str, object]],
+) -> None:
+    db = clean_db[os.environ["CLINIC_MONGO_DB"]]
+    async with database_writes(db) as writes:
+        booked = await client_and_handlers.post("/book", json=booking_body())
+        written = await writes()
+
+    assert booked.status_code == 202
+    assert [email.subject.split(":")[0] for email in mailbox.sent] == ["Su cita está confirmada"]
+    assert written == Counter(
+        {
+            ("insert", "bookings"): 1,  # the API: the booking, its request due with it
+            ("insert", "slot_claims"): 1,  # the booking worker: the doctor's slot, held
+            ("update", "bookings"): 1,  # ... the decision
+            ("insert", "outbox"): 2,  # ... the reminder; the notification worker: the email
+            ("update", "outbox"): 1,  # ... the email, marked sent
+        }
+    )
