@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from clinic.embedded_db import free_port
+from clinic.embedded_db import EPHEMERAL_RANGE, PORTS_BELOW, free_port
 from tests.conftest import unavailable
 
 CLINIC = Path(sys.executable).parent / "clinic"
@@ -178,3 +178,15 @@ def test_clinic_dev_without_a_broker_says_how_to_get_one(tmp_path: Path) -> None
     assert "CLINIC_RABBIT_URL" in lines[0]
     # Nothing was started for it: no database files either.
     assert not (tmp_path / "data").exists() or not any((tmp_path / "data").rglob("*"))
+
+
+def test_a_free_port_is_one_no_outgoing_connection_can_take_first() -> None:
+    # A port the kernel hands out for binding port 0 is one it also gives outgoing
+    # connections: a client's connection could take it before the server binds it.
+    low = int(EPHEMERAL_RANGE.read_text().split()[0])
+    ports = [free_port() for _ in range(50)]
+
+    assert all(low - PORTS_BELOW <= port < low for port in ports), ports
+    assert len(set(ports)) == len(ports), "a port was handed out twice"
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", ports[-1]))  # nobody else listens there

@@ -4,6 +4,7 @@ It is SecantusDB (the ``demo`` extra), GPL-licensed: it is only ever run as a
 separate process, never imported.
 """
 
+import random
 import shutil
 import socket
 import subprocess
@@ -15,12 +16,36 @@ STOP_TIMEOUT = 15.0
 """Seconds the server gets to stop after SIGTERM before it is killed."""
 
 
+EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+"""Where Linux keeps the range it takes outgoing connections' own ports from."""
+PORTS_BELOW = 10_000
+"""How many ports under that range ``free_port`` picks from."""
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    """A local TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
+    """A local TCP port nobody listens on now, for a server about to be started on it.
+
+    Picked below the range the kernel takes outgoing connections' ports from: a port
+    the kernel hands out (binding port 0) may be taken by any connection, a client's
+    to the broker say, before the server binds it. Never the same one twice in a process.
+    """
+    try:
+        below = int(EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        below = 32768  # Linux's default; other systems' ranges start higher
+    for _ in range(1000):
+        port = random.randrange(below - PORTS_BELOW, below)
+        if port in _handed_out:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # something listens there, or a closed connection still holds it
+        _handed_out.add(port)
         return port
+    raise RuntimeError(f"no free port in {below - PORTS_BELOW}-{below - 1}")
 
 
 class EmbeddedDatabase:
