@@ -8,14 +8,11 @@ record) fails here and has to say why in the test.
 
 import os
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from httpx import AsyncClient
+from httpx import AsyncClient, Response
 from pymongo import AsyncMongoClient
-from pymongo.asynchronous.database import AsyncDatabase
 
 from tests.conftest import Mailbox
 
@@ -34,23 +31,25 @@ def _written(entry: dict[str, Any]) -> Writes:
     return Counter()
 
 
-@asynccontextmanager
-async def database_writes(db: AsyncDatabase[Any]) -> AsyncIterator[Callable[[], Awaitable[Writes]]]:
-    """Profile every command on ``db`` in the block; yields what reads the writes so far."""
+async def book_counting_writes(
+    client: AsyncClient, database: AsyncMongoClient[dict[str, object]]
+) -> tuple[Response, Writes]:
+    """POST one booking with the database's profiler on: the answer, and what was written.
+
+    In-process handlers have done all they do for it by the time the answer is back.
+    """
+    db = database[os.environ["CLINIC_MONGO_DB"]]
     await db.command("profile", 0)
     await db.drop_collection("system.profile")
     await db.command("profile", 2)
-
-    async def writes() -> Writes:
-        total: Writes = Counter()
-        async for entry in db["system.profile"].find():
-            total += _written(entry)
-        return total
-
     try:
-        yield writes
+        response = await client.post("/book", json=booking_body())
+        written: Writes = Counter()
+        async for entry in db["system.profile"].find():
+            written += _written(entry)
     finally:
         await db.command("profile", 0)
+    return response, written
 
 
 def booking_body() -> dict[str, str]:
@@ -66,10 +65,7 @@ def booking_body() -> dict[str, str]:
 async def test_storing_a_booking_is_the_request_paths_one_write(
     client: AsyncClient, clean_db: AsyncMongoClient[dict[str, object]]
 ) -> None:
-    db = clean_db[os.environ["CLINIC_MONGO_DB"]]
-    async with database_writes(db) as writes:
-        response = await client.post("/book", json=booking_body())
-        written = await writes()
+    response, written = await book_counting_writes(client, clean_db)
 
     assert response.status_code == 202
     # The booking carries its request's outbox record (request_due_at) and its hand-over
@@ -82,10 +78,7 @@ async def test_a_booking_confirmed_and_emailed_writes_six_documents(
     mailbox: Mailbox,
     clean_db: AsyncMongoClient[dict[str, object]],
 ) -> None:
-    db = clean_db[os.environ["CLINIC_MONGO_DB"]]
-    async with database_writes(db) as writes:
-        booked = await client_and_handlers.post("/book", json=booking_body())
-        written = await writes()
+    booked, written = await book_counting_writes(client_and_handlers, clean_db)
 
     assert booked.status_code == 202
     assert [email.subject.split(":")[0] for email in mailbox.sent] == ["Su cita está confirmada"]
