@@ -103,6 +103,15 @@ async def decided_again(since: datetime) -> float:
     return (first.updated_at - since).total_seconds()
 
 
+async def wait_for_stored(count: int, within: float) -> int:
+    """Wait until at least ``count`` bookings are stored; how many are."""
+    deadline = time.monotonic() + within
+    while (stored := await patiently(Booking.find_all().count)) < count:
+        assert time.monotonic() < deadline, f"{stored} bookings stored, not {count}"
+        await asyncio.sleep(0.05)
+    return stored
+
+
 async def wait_for_decided(count: int, within: float) -> int:
     """Wait until at least ``count`` bookings are decided; how many are."""
     deadline = time.monotonic() + within
@@ -172,9 +181,12 @@ async def test_bookings_survive_losing_nodes_of_the_cluster(
         leader = await asyncio.to_thread(cluster.leader_of, "booking_requests")
         assert leader == WORKERS_NODE, f"booking_requests is led by node {leader}"
 
-        # Killed while the API still takes bookings: its publishes meet the lost leader.
-        posting = asyncio.create_task(stack.book(BOOKINGS))
+        first = await stack.book(BOOKINGS // 2)
         decided_at_kill = await wait_for_decided(100, within=60)
+        # Killed while the API takes the other half: its publishes meet the lost leader.
+        posting = asyncio.create_task(stack.book(BOOKINGS - len(first)))
+        stored_at_kill = await wait_for_stored(len(first) + 50, within=30)
+        assert not posting.done(), "every booking was posted before the kill"
         killed_at = utcnow()
         cluster.kill(leader)
         failover = await decided_again(killed_at)
@@ -182,7 +194,7 @@ async def test_bookings_survive_losing_nodes_of_the_cluster(
         moved = {k: n for k, n in own.items() if not k.startswith(f"via_{WORKERS_NODE}/")}
         moved[f"via_{WORKERS_NODE}/node{WORKERS_NODE % 3 + 1}"] = BOOKING_WORKERS
         await asyncio.to_thread(cluster.wait_for_sessions, moved)
-        ids = await posting
+        ids = first + await posting
         await asyncio.to_thread(cluster.restart, leader)
 
         # A rolling restart: the node leading now is stopped cleanly, and started again.
@@ -212,7 +224,8 @@ async def test_bookings_survive_losing_nodes_of_the_cluster(
     with capsys.disabled():
         print(
             f"\ncluster: node {leader}, leading booking_requests, SIGKILLed with "
-            f"{decided_at_kill} of {BOOKINGS} decided, decided again after {failover:.1f}s; "
+            f"{decided_at_kill} of {BOOKINGS} decided and {stored_at_kill} stored, "
+            f"decided again after {failover:.1f}s; "
             f"node {stopped}, leading next, stopped gracefully with {in_flight} pending, "
             f"decided again after {pause:.1f}s; all decided after {took:.0f}s: "
             f"{statuses[BookingStatus.CONFIRMED]} confirmed, "
