@@ -49,13 +49,19 @@ def _nothing_listens() -> str:
 @pytest.mark.e2e
 @pytest.mark.parametrize("broker", ["the machine's", "its own"])
 def test_clinic_dev_books_and_stops(
-    broker: str, rabbit_vhost: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    broker: str,
+    own_vhost: tuple[str, Callable[..., str]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     if broker == "its own":
         if shutil.which("rabbitmq-server") is None:
             unavailable("needs rabbitmq-server installed, to start a node of its own")
         # A newcomer's machine: no broker answers, so `clinic dev` starts one.
         monkeypatch.setenv("CLINIC_RABBIT_URL", _nothing_listens())
+    else:
+        # An empty vhost: what earlier tests left in the session's queues is not its to take.
+        monkeypatch.setenv("CLINIC_RABBIT_URL", own_vhost[0])
     port = free_port()
     api = f"http://127.0.0.1:{port}"
     data_dir = tmp_path / "data"

@@ -83,8 +83,10 @@ async def test_broker_restart_loses_nothing_and_everyone_reconnects(
         CLINIC_RABBIT_URL=private_rabbit.url,
         CLINIC_RETRY_DELAY=str(RETRY_DELAY),
         CLINIC_MAX_RETRIES="2",
-        CLINIC_CONFIRM_DELAY_MIN="2",
-        CLINIC_CONFIRM_DELAY_MAX="2",
+        # Long enough to read the queues (rabbitmqctl, seconds on a busy machine) before
+        # the first bookings are decided.
+        CLINIC_CONFIRM_DELAY_MIN="4",
+        CLINIC_CONFIRM_DELAY_MAX="4",
     )
     try:
         api = stack.api()
@@ -97,9 +99,9 @@ async def test_broker_restart_loses_nothing_and_everyone_reconnects(
         [buggy] = await stack.book(name="Bug Trigger")
         # ...and booking_requests: prefetch bookings in the confirmation delay, more queued.
         ids = await stack.book(8)
-        # Published right after their 202s; none is acked before its 2 s delay ends.
+        # Published right after their 202s; none is acked before its 4 s delay ends.
         await stack.wait_for_depths(
-            {"parked_messages": 1, "booking_retry": 1, "booking_requests": 8}, within=1.5
+            {"parked_messages": 1, "booking_retry": 1, "booking_requests": 8}, within=3.5
         )
 
         if restart == "graceful":
@@ -153,8 +155,10 @@ async def test_database_down_for_30_seconds(
         CLINIC_RABBIT_URL=rabbit_url,
         CLINIC_RETRY_DELAY=str(retry_delay),
         CLINIC_MAX_RETRIES=str(max_retries),
-        CLINIC_CONFIRM_DELAY_MIN="2",
-        CLINIC_CONFIRM_DELAY_MAX="2",
+        # Long enough to read the queue (rabbitmqctl, seconds on a busy machine) after the
+        # refusal, before the early bookings' first attempts fail and move to the retry queue.
+        CLINIC_CONFIRM_DELAY_MIN="4",
+        CLINIC_CONFIRM_DELAY_MAX="4",
     )
     try:
         stack.api()
