@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import NoReturn
@@ -26,7 +27,13 @@ IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
 _rabbit_base = os.environ.get("CLINIC_TEST_RABBIT_URL", "amqp://guest:guest@127.0.0.1:5672/")
-EXTERNAL_MONGO = os.environ.get("CLINIC_MONGO_URL")
+# A MongoDB named by whoever ran pytest; else each test process starts a server of its own.
+# Remembered in a variable of its own: pytest-xdist's workers inherit this process's
+# environment, where CLINIC_MONGO_URL names this process's server, not theirs.
+EXTERNAL_MONGO = (
+    os.environ.setdefault("CLINIC_TEST_GIVEN_MONGO_URL", os.environ.get("CLINIC_MONGO_URL", ""))
+    or None
+)
 SESSION_DIR = Path(tempfile.mkdtemp(prefix="clinic-test-"))
 SESSION_DB = EmbeddedDatabase(SESSION_DIR / "db", log=SESSION_DIR / "db.log")
 os.environ.update(
@@ -114,11 +121,22 @@ IMPLIED_MARKERS = (("faults", "e2e"), ("e2e", "integration"))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Give each test the markers its tier implies, so ``-m "not integration"`` is fast."""
+    """Give each test the markers its tier implies, so ``-m "not integration"`` is fast.
+
+    And put the fault tests in one pytest-xdist group: run in parallel (``-n 2``), they
+    still run one at a time, so that two of them never share the cores they time.
+    """
+    # pytest-xdist tells tests apart by node id: of tests sharing one, it runs only one
+    # (schemathesis's per-operation tests all get the test's own id under pytest 9.2).
+    shared = [nodeid for nodeid, count in Counter(i.nodeid for i in items).items() if count > 1]
+    if shared:
+        raise pytest.UsageError(f"tests share node ids, and would not all run: {shared}")
     for item in items:
         for marker, implied in IMPLIED_MARKERS:
             if item.get_closest_marker(marker) is not None:
                 item.add_marker(implied)
+        if item.get_closest_marker("faults") is not None:
+            item.add_marker(pytest.mark.xdist_group("faults"))
 
 
 def vhost_rabbitmqctl(command: str, *args: str) -> str:
