@@ -4,6 +4,7 @@ Settings are read when ``clinic`` is imported, so the environment is set here,
 before any test module imports it.
 """
 
+import atexit
 import os
 import shutil
 import socket
@@ -35,6 +36,8 @@ EXTERNAL_MONGO = (
     or None
 )
 SESSION_DIR = Path(tempfile.mkdtemp(prefix="clinic-test-"))
+# Also where no server ran in it: pytest-xdist's controller, a --collect-only.
+atexit.register(shutil.rmtree, SESSION_DIR, ignore_errors=True)
 SESSION_DB = EmbeddedDatabase(SESSION_DIR / "db", log=SESSION_DIR / "db.log")
 os.environ.update(
     CLINIC_RABBIT_URL=_rabbit_base.rstrip("/") + "/" + VHOST,
