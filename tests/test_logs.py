@@ -1,5 +1,6 @@
 """The log format: one handler for every line of a process, as text or as JSON, always masked."""
 
+import asyncio
 import json
 import logging
 import re
@@ -152,3 +153,27 @@ def test_an_exception_python_cannot_raise_is_one_json_line_too(tmp_path: Path) -
     logged = json.loads(line)
     assert logged["level"] == "WARNING"
     assert "failed while collected" in logged["exception"]
+
+
+@pytest.mark.usefixtures("logging_restored")
+def test_a_message_cut_off_by_a_lost_connection_is_a_warning_and_a_failure_stays_an_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure_logging("INFO", "text")
+    access = logging.getLogger("faststream.access.rabbit")
+    context = {"queue": "booking_requests", "message_id": "b-1"}
+    for exc in (asyncio.CancelledError("Server connection reset"), RuntimeError("a bug")):
+        try:
+            raise exc
+        except BaseException as raised:  # noqa: BLE001 - as FastStream's log middleware
+            access.error("%s: %s", type(raised).__name__, raised, exc_info=raised, extra=context)
+    interrupted, failure, *traceback = capsys.readouterr().err.splitlines()
+
+    assert " WARNING faststream.access.rabbit " in interrupted
+    assert interrupted.endswith(
+        "handling interrupted (CancelledError: Server connection reset): unacknowledged, "
+        "so the broker delivers it again (queue=booking_requests, message_id=b-1)"
+    )
+    assert " ERROR faststream.access.rabbit " in failure
+    assert traceback[0] == "Traceback (most recent call last):"
+    assert traceback[-1] == "RuntimeError"  # its kind only: an error text may quote data

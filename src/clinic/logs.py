@@ -20,6 +20,7 @@ from types import TracebackType
 
 from faststream import BaseMiddleware
 
+from clinic.connection_loss_logs import ConnectionLossLines
 from clinic.redaction import error_summary, mask_emails, shorten
 from clinic.settings import LogFormat, settings
 
@@ -131,9 +132,11 @@ class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
 
 
 def log_handler(log_format: LogFormat = "text") -> logging.Handler:
-    """A stderr handler writing the clinic's masked format, as text or JSON."""
+    """A stderr handler writing the clinic's masked format, as text or JSON, with a lost
+    broker connection's lines lowered to what they are (``clinic.connection_loss_logs``)."""
     handler = _Stderr()
     handler.setFormatter(JsonFormatter() if log_format == "json" else MaskedFormatter())
+    handler.addFilter(ConnectionLossLines())
     return handler
 
 
