@@ -105,19 +105,25 @@ async def decided_again(since: datetime) -> float:
 
 async def wait_for_stored(count: int, within: float) -> int:
     """Wait until at least ``count`` bookings are stored; how many are."""
-    deadline = time.monotonic() + within
-    while (stored := await patiently(Booking.find_all().count)) < count:
-        assert time.monotonic() < deadline, f"{stored} bookings stored, not {count}"
-        await asyncio.sleep(0.05)
-    return stored
+
+    async def stored() -> int:
+        return await patiently(Booking.find_all().count)
+
+    return await _wait_for_bookings(stored, count, "stored", within, every=0.05)
 
 
 async def wait_for_decided(count: int, within: float) -> int:
     """Wait until at least ``count`` bookings are decided; how many are."""
+    return await _wait_for_bookings(decided, count, "decided", within, every=0.2)
+
+
+async def _wait_for_bookings(
+    counted: Callable[[], Awaitable[int]], count: int, what: str, within: float, every: float
+) -> int:
     deadline = time.monotonic() + within
-    while (done := await decided()) < count:
-        assert time.monotonic() < deadline, f"{done} bookings decided, not {count}"
-        await asyncio.sleep(0.2)
+    while (done := await counted()) < count:
+        assert time.monotonic() < deadline, f"{done} bookings {what}, not {count}"
+        await asyncio.sleep(every)
     return done
 
 

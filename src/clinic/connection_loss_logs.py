@@ -22,15 +22,20 @@ class ConnectionLossLines(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno != logging.ERROR:
             return True
-        if record.name.startswith("faststream.access") and record.exc_info:
-            if isinstance(record.exc_info[1], asyncio.CancelledError):
-                _lower(record)
-                # FastStream's own text: "CancelledError: <why, in aiormq's words>".
-                record.msg, record.args = INTERRUPTED, (record.getMessage(),)
-                record.exc_info = record.exc_text = None
+        if record.name.startswith("faststream.access") and _cancelled(record):
+            _lower(record)
+            # FastStream's own text: "CancelledError: <why, in aiormq's words>".
+            record.msg, record.args = INTERRUPTED, (record.getMessage(),)
+            record.exc_info = record.exc_text = None
         elif record.name == "aio_pika.tools" and _channel_not_reopened(record):
             _lower(record)
         return True
+
+
+def _cancelled(record: logging.LogRecord) -> bool:
+    """FastStream's line for a handling that was cancelled, not one that failed."""
+    exc = record.exc_info[1] if record.exc_info else None
+    return isinstance(exc, asyncio.CancelledError)
 
 
 def _channel_not_reopened(record: logging.LogRecord) -> bool:
