@@ -1,6 +1,6 @@
 """Run every benchmark and print the clinic's figures as ratios to yardsticks of the same run.
 
-    python -m bench [--runs 3] [--only api,original,zero,listing,concurrency,scale]
+    python -m bench [--runs 3] [--only api,original,zero,backlog,listing,concurrency,scale]
                     [--baseline REV]
 
 Each figure is the median of ``--runs`` runs; each run has its own vhost,
@@ -21,10 +21,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bench import concurrency, listing, scale
+from bench.backlog import backlog_rows
 from bench.environment import Clinic
 from bench.figures import Row, api_rows, original_rows, zero_rows
 
-ALL = ("api", "original", "zero", "listing", "concurrency")
+ALL = ("api", "original", "zero", "backlog", "listing", "concurrency")
 """What a plain ``python -m bench`` runs; ``--only scale`` adds the scaling-out table."""
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -46,6 +47,8 @@ def main(argv: list[str] | None = None) -> None:
                 rows += original_rows(workdir, args.runs)
             if "zero" in chosen:
                 rows += zero_rows(workdir, args.runs, baseline)
+            if "backlog" in chosen:
+                rows += backlog_rows(workdir, args.runs, baseline)
         if "listing" in chosen:
             with Clinic(workdir) as clinic:
                 print_listing(listing.run(clinic))

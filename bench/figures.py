@@ -128,28 +128,50 @@ def original_rows(workdir: Path, runs: int) -> list[Row]:
 PROCESSES = ("api", "booking-worker-0", "notification-worker", "database", "rabbitmq")
 
 
-def zero_rows(workdir: Path, runs: int, baseline: dict[str, str] | None) -> list[Row]:
-    def measure(env: dict[str, str]) -> Pipeline:
-        no_delay = {"CLINIC_CONFIRM_DELAY_MIN": "0", "CLINIC_CONFIRM_DELAY_MAX": "0", **env}
-        with Clinic(workdir, env=no_delay) as clinic:
-            result = run_pipeline(clinic, workers=1, count=2000, concurrency=64)
-        print(
-            f"zero delay run ({'baseline' if env else 'clinic'}): {result.per_second:.0f} "
-            f"bookings/s (all posted after {result.posting_seconds:.1f} s), "
-            f"p50 {result.p50_ms:.0f} ms, p99 {result.p99_ms:.0f} ms; "
-            f"RSS at rest {fmt(result.rss_at_rest)}, after {fmt(result.rss_after)}; "
-            f"CPU ms/booking {fmt_ms(result.cpu_ms)}",
-            flush=True,
-        )
-        return result
+def one_worker_run(workdir: Path, env: dict[str, str], delay: str, title: str) -> Pipeline:
+    """2,000 bookings posted at once to one booking worker taking ``delay`` seconds
+    ("2-5") to decide each; ``env`` runs a baseline's source instead of this one."""
+    low, _, high = delay.partition("-")
+    delays = {"CLINIC_CONFIRM_DELAY_MIN": low, "CLINIC_CONFIRM_DELAY_MAX": high or low, **env}
+    with Clinic(workdir, env=delays) as clinic:
+        result = run_pipeline(clinic, workers=1, count=2000, concurrency=64)
+    print(
+        f"{title} run ({'baseline' if env else 'clinic'}): {result.per_second:.1f} "
+        f"bookings/s (all posted after {result.posting_seconds:.1f} s), "
+        f"p50 {result.p50_ms:.0f} ms, p99 {result.p99_ms:.0f} ms; "
+        f"RSS at rest {fmt(result.rss_at_rest)}, after {fmt(result.rss_after)}; "
+        f"CPU ms/booking {fmt_ms(result.cpu_ms)}",
+        flush=True,
+    )
+    return result
 
-    ours, theirs = in_turn(runs, baseline, measure)
 
-    def figures(results: list[Pipeline]) -> dict[str, float]:
-        cpu = {
+def cpu_figures(results: list[Pipeline]) -> dict[str, float]:
+    """The median CPU per booking of all the clinic's processes, and of each."""
+    return {
+        "cpu total": median([clinic_cpu(r.cpu_ms) for r in results]),
+        **{
             f"cpu {name}": median([r.cpu_ms.get(name, 0.0) for r in results])
             for name in (*PROCESSES, LOAD_GENERATOR)
-        }
+        },
+    }
+
+
+def cpu_rows(now: dict[str, float], before: dict[str, float] | None, target: str) -> list[Row]:
+    """The CPU per booking, of all the clinic's processes and then of each."""
+    title = "  CPU ms per booking, all the clinic's processes"
+    return [row(title, now, before, "cpu total", "{:.2f}", target)] + [
+        row(f"    {name}", now, before, f"cpu {name}", "{:.2f}")
+        for name in (*PROCESSES, LOAD_GENERATOR)
+    ]
+
+
+def zero_rows(workdir: Path, runs: int, baseline: dict[str, str] | None) -> list[Row]:
+    ours, theirs = in_turn(
+        runs, baseline, lambda env: one_worker_run(workdir, env, "0", "zero delay")
+    )
+
+    def figures(results: list[Pipeline]) -> dict[str, float]:
         return {
             "rate": median([r.per_second for r in results]),
             "p50": median([r.p50_ms for r in results]) / 1000,
@@ -157,42 +179,21 @@ def zero_rows(workdir: Path, runs: int, baseline: dict[str, str] | None) -> list
             "worker rest": median([r.rss_at_rest["booking-worker-0"] for r in results]),
             "worker after": median([r.rss_after["booking-worker-0"] for r in results]),
             "api rest": median([r.rss_at_rest["api"] for r in results]),
-            "cpu total": median([clinic_cpu(r.cpu_ms) for r in results]),
-            **cpu,
+            **cpu_figures(results),
         }
 
     now = figures(ours)
     before = figures(theirs) if theirs else None
-    rows = [
-        row(
-            "2,000 bookings, 1 worker, zero delay: bookings/s",
-            now,
-            before,
-            "rate",
-            "{:.0f}",
-            ">= 1.5 x baseline",
-        ),
+    rate = "2,000 bookings, 1 worker, zero delay: bookings/s"
+    return [
+        row(rate, now, before, "rate", "{:.0f}", ">= 1.5 x baseline"),
         row("  POST -> decided p50 s", now, before, "p50", "{:.1f}"),
         row("  POST -> decided p99 s", now, before, "p99", "{:.1f}"),
-        row(
-            "  CPU ms per booking, all the clinic's processes",
-            now,
-            before,
-            "cpu total",
-            "{:.2f}",
-            "<= half the baseline's",
-        ),
-    ]
-    rows += [
-        row(f"    {name}", now, before, f"cpu {name}", "{:.2f}")
-        for name in (*PROCESSES, LOAD_GENERATOR)
-    ]
-    rows += [
+        *cpu_rows(now, before, "<= half the baseline's"),
         row("booking worker RSS MB at rest", now, before, "worker rest", "{:.0f}", "<= 96"),
         row("booking worker RSS MB after", now, before, "worker after", "{:.0f}", "<= 96"),
         row("API RSS MB at rest", now, before, "api rest", "{:.0f}"),
     ]
-    return rows
 
 
 def fmt(rss: dict[str, float]) -> str:

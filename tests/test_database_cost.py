@@ -8,6 +8,8 @@ record) fails here and has to say why in the test.
 
 import os
 from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -31,6 +33,24 @@ def _written(entry: dict[str, Any]) -> Writes:
     return Counter()
 
 
+@asynccontextmanager
+async def profiled(
+    database: AsyncMongoClient[dict[str, object]],
+) -> AsyncIterator[list[dict[str, Any]]]:
+    """The database's profiler on while the block runs; the list holds, once the block
+    has ended, one entry for each command the block made."""
+    db = database[os.environ["CLINIC_MONGO_DB"]]
+    await db.command("profile", 0)
+    await db.drop_collection("system.profile")
+    entries: list[dict[str, Any]] = []
+    await db.command("profile", 2)
+    try:
+        yield entries
+    finally:
+        await db.command("profile", 0)
+    entries += [entry async for entry in db["system.profile"].find()]
+
+
 async def book_counting_writes(
     client: AsyncClient, database: AsyncMongoClient[dict[str, object]]
 ) -> tuple[Response, Writes]:
@@ -38,17 +58,11 @@ async def book_counting_writes(
 
     In-process handlers have done all they do for it by the time the answer is back.
     """
-    db = database[os.environ["CLINIC_MONGO_DB"]]
-    await db.command("profile", 0)
-    await db.drop_collection("system.profile")
-    await db.command("profile", 2)
-    try:
+    async with profiled(database) as entries:
         response = await client.post("/book", json=booking_body())
-        written: Writes = Counter()
-        async for entry in db["system.profile"].find():
-            written += _written(entry)
-    finally:
-        await db.command("profile", 0)
+    written: Writes = Counter()
+    for entry in entries:
+        written += _written(entry)
     return response, written
 
 

@@ -1,12 +1,15 @@
 """The outbox relay sends what nobody sent, once, and drops what must not be sent."""
 
 import asyncio
+import os
+from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import timedelta
-from typing import cast
+from typing import Any, cast
 
 import pytest
 from faststream.rabbit import TestRabbitBroker
+from pymongo import AsyncMongoClient
 
 from clinic.clock import utcnow
 from clinic.domain.announcements import record_status
@@ -19,6 +22,7 @@ from clinic.messaging.broker import Publishers
 from clinic.store import hand_over_marks, outbox
 from clinic.store.documents import Booking, MessageKind, OutboxRecord
 from tests.conftest import broker_of, publishers_of
+from tests.test_database_cost import profiled
 
 pytestmark = pytest.mark.usefixtures("clean_db")
 
@@ -195,3 +199,45 @@ async def test_a_failed_hand_over_leaves_the_request_to_the_relay(
     assert await handed_over(later)
     assert await relay_once(publishers) == 1
     publishers.booking_requests.mock.assert_called_once_with({"bookingId": lost.id})
+
+
+def _commands(entries: list[dict[str, Any]]) -> Counter[tuple[str, str]]:
+    """Profiled commands, by name and collection: ``("find", "bookings")``."""
+    return Counter((next(iter(e["command"])), e["ns"].split(".", 1)[-1]) for e in entries)
+
+
+async def test_a_relay_scan_costs_a_few_commands_however_long_the_queue(
+    publishers: Publishers, clean_db: AsyncMongoClient[dict[str, object]]
+) -> None:
+    # A rush: 50 requests overdue as they wait in the queue behind others (their API
+    # process recorded them handed over), and 50 confirmed bookings' reminders, days ahead.
+    for n in range(1, 51):
+        await booking(n, request_overdue=True, ticket=f"api-a:{n}")
+        days_ahead = utcnow() + timedelta(days=2, minutes=n)
+        assert await outbox.add(outbox.reminder_record(f"b{n}", 1, days_ahead))
+    await hand_over_marks.record("api-a", 50)
+
+    async with profiled(clean_db) as entries:
+        assert await relay_once(publishers) == 0
+
+    # Picking them one at a time (findAndModify) cost SecantusDB a scan of the
+    # collection for each, and a read of the mark; so a long queue made every scan slower.
+    assert _commands(entries) == Counter(
+        {
+            ("find", "bookings"): 1,  # the due requests
+            ("find", "hand_over_marks"): 1,  # their processes' marks
+            ("update", "bookings"): 1,  # all 50 settled
+            ("find", "outbox"): 2,  # the due status changes, the due reminders
+        }
+    )
+    assert await Booking.find({"request_due_at": {"$ne": None}}).count() == 0
+    # Each read is bounded by an index, found by the database itself: told which one
+    # (a hint), SecantusDB walks all of it, every reminder scheduled for days ahead.
+    db = clean_db[os.environ["CLINIC_MONGO_DB"]]
+    for entry in entries:
+        command = entry["command"]
+        assert "hint" not in command, command
+        if "find" in command:
+            planner = (await db[command["find"]].find(command["filter"]).explain())["queryPlanner"]
+            assert isinstance(planner, dict)
+            assert "IXSCAN" in str(planner["winningPlan"]), command

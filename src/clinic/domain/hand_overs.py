@@ -18,6 +18,7 @@ deciding is idempotent.
 
 import asyncio
 import logging
+from collections.abc import Iterable
 from contextlib import suppress
 from uuid import uuid4
 
@@ -140,3 +141,14 @@ async def handed_over(ticket: str | None) -> bool:
     process, number = ticket_of(ticket)
     mark = await hand_over_marks.get(process)
     return mark is not None and number <= mark
+
+
+async def handed_over_tickets(tickets: Iterable[str | None]) -> set[str]:
+    """Which of ``tickets`` the broker confirmed: ``handed_over`` for many, in one read."""
+    numbered = [(ticket, *ticket_of(ticket)) for ticket in tickets if ticket is not None]
+    marks = await hand_over_marks.get_many({process for _, process, _ in numbered})
+    return {
+        ticket
+        for ticket, process, number in numbered
+        if process in marks and number <= marks[process]
+    }

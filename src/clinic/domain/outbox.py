@@ -24,12 +24,13 @@ change that calls for it, so no crash can leave the change without it:
 - **A reminder:** ``reminder:<booking>:<revision>``, recorded with the
   confirmation and due when the reminder is (see ``clinic.domain.reminders``).
 
-Every booking-worker process runs the relay. It leases each request and status
-change still due after ``CLINIC_OUTBOX_GRACE`` and sends it from the booking as
-it is now: a request only while the booking is pending and the broker never
-confirmed it (or while its move is pending), a change only while it is still the
-booking's latest;
-a reminder only while it still stands; anything else is settled or dropped.
+Every booking-worker process runs the relay. Each scan reads what is still due
+after ``CLINIC_OUTBOX_GRACE``, a batch of each kind in one read, and sends it from
+the booking as it is now: a request only while the booking is pending and the
+broker never confirmed it (or while its move is pending), a change only while it
+is still the booking's latest, a reminder only while it still stands; anything
+else is settled (the requests in one write) or dropped. It leases each message
+before sending it, so that relays in other processes leave it alone.
 Sending twice is harmless: deciding is idempotent, and a status change or a
 reminder keeps its message id. The relay reads the time from a clock it is
 given, so a test can run it a day ahead.
@@ -43,14 +44,14 @@ from datetime import datetime, timedelta
 
 from clinic.clock import utcnow
 from clinic.domain.announcements import announcement
-from clinic.domain.hand_overs import handed_over
+from clinic.domain.hand_overs import handed_over_tickets
 from clinic.domain.reminders import send_reminder
 from clinic.messages import BookingStatus
 from clinic.messaging.broker import Publishers
 from clinic.redaction import error_summary
 from clinic.settings import settings
 from clinic.store import bookings, outbox
-from clinic.store.database import DatabaseUnavailable, relay_indexes_exist
+from clinic.store.database import DatabaseUnavailable
 from clinic.store.documents import Booking, MessageKind, OutboxRecord
 
 log = logging.getLogger("clinic.outbox")
@@ -90,19 +91,32 @@ def request_name(booking: Booking) -> str | None:
     return None if booking.pending_move is None else f"move-{booking.revision}"
 
 
-async def _send_request(publishers: Publishers, booking: Booking) -> bool:
-    """Publish a leased booking's request (or move's) unless it was, or is decided; whether
-    it was sent."""
-    what = request_name(booking)
-    awaited = booking.status is BookingStatus.PENDING or what is not None
-    if awaited and not await handed_over(booking.hand_over):
-        await publishers.request_decision(booking.id, what)
-        log.info("request published by the outbox relay", extra={"booking_id": booking.id})
-        published = True
-    else:  # decided, or waiting in the queue behind others: a worker will have it
-        published = False
-    await bookings.settle_request(booking.id)
-    return published
+def _awaited(booking: Booking) -> bool:
+    """Whether a worker is still to decide the booking's request (or its move's)."""
+    return booking.status is BookingStatus.PENDING or booking.pending_move is not None
+
+
+async def _relay_requests(publishers: Publishers) -> int:
+    """Send the overdue requests (up to a batch) that never reached the broker; how many.
+
+    The rest are settled in one write: decided, or waiting in the queue behind
+    others, where a worker will have them. A request is sent only while its booking
+    is pending (or its move is), and only by the relay that leased it.
+    """
+    now = utcnow()
+    due = await bookings.due_requests(now, RELAY_BATCH)
+    reached_broker = await handed_over_tickets(booking.hand_over for booking in due)
+    unsent = [b for b in due if _awaited(b) and b.hand_over not in reached_broker]
+    sending = {b.id for b in unsent}
+    await bookings.settle_requests([b.id for b in due if b.id not in sending], now)
+    sent = 0
+    for booking in unsent:
+        if await bookings.lease_request(booking.id, now, settings.outbox_grace):
+            await publishers.request_decision(booking.id, request_name(booking))
+            log.info("request published by the outbox relay", extra={"booking_id": booking.id})
+            await bookings.settle_request(booking.id)
+            sent += 1
+    return sent
 
 
 async def _send_status(publishers: Publishers, record: OutboxRecord) -> bool:
@@ -121,19 +135,16 @@ async def _send_status(publishers: Publishers, record: OutboxRecord) -> bool:
 async def relay_once(publishers: Publishers, clock: Clock = utcnow) -> int:
     """Send the overdue requests, status changes and due reminders (up to a batch of each);
     how many."""
-    sent = 0
-    for _ in range(RELAY_BATCH):
-        if (booking := await bookings.lease_due_request(settings.outbox_grace)) is None:
-            break
-        sent += await _send_request(publishers, booking)
-    for _ in range(RELAY_BATCH):
+    sent = await _relay_requests(publishers)
+    for kind in RELAYED:
         now = clock()
-        if (record := await outbox.lease_due(RELAYED, settings.outbox_grace, now)) is None:
-            break
-        if record.kind is MessageKind.REMINDER:
-            sent += await send_reminder(publishers, record, now)
-        else:
-            sent += await _send_status(publishers, record)
+        for due in await outbox.due(kind, now, RELAY_BATCH):
+            if (record := await outbox.lease(due, settings.outbox_grace, now)) is None:
+                continue  # another relay's, or sent since
+            if record.kind is MessageKind.REMINDER:
+                sent += await send_reminder(publishers, record, now)
+            else:
+                sent += await _send_status(publishers, record)
     return sent
 
 
@@ -141,9 +152,8 @@ async def run_relay(publishers: Publishers, stop: asyncio.Event, clock: Clock = 
     """Scan for overdue records every ``CLINIC_OUTBOX_INTERVAL`` seconds until ``stop``.
 
     A broker or database outage is logged when it starts and when it ends, not on
-    every scan. The first scan waits for the indexes the API creates.
+    every scan.
     """
-    await _wait_for_indexes(stop)
     failure: Exception | None = None
     while not stop.is_set():
         try:
@@ -164,31 +174,3 @@ async def run_relay(publishers: Publishers, stop: asyncio.Event, clock: Clock = 
                 failure = None
         with suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), settings.outbox_interval)
-
-
-INDEX_PATIENCE = 60.0
-"""Seconds the relay waits quietly for the API to create its indexes before it says so."""
-
-
-async def _wait_for_indexes(stop: asyncio.Event) -> None:
-    """Return once the relay's indexes exist (or ``stop``), checking every interval.
-
-    Workers never create indexes (see ``connect_database``); on a new database
-    the API is creating them while the workers start, and the outbox is empty
-    until it has, so waiting costs nothing. Only a wait past ``INDEX_PATIENCE``
-    (no API has ever run on this database) is worth a warning, once.
-    """
-    waited, warned = 0.0, False
-    while not stop.is_set():
-        try:
-            if await relay_indexes_exist():
-                return
-        except Exception as exc:  # noqa: BLE001 - the database is down: the scans will say so
-            log.debug("outbox relay: indexes not checked yet: %s", error_summary(exc))
-            return
-        if waited >= INDEX_PATIENCE and not warned:
-            log.warning("outbox relay waits for the indexes the API creates: start the API")
-            warned = True
-        with suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), settings.outbox_interval)
-        waited += settings.outbox_interval

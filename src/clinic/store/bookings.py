@@ -7,12 +7,12 @@ shares the round trip with the calls that arrived during the previous one (see
 
 from datetime import datetime, timedelta
 
-from pymongo import ASCENDING, ReturnDocument
+from pymongo import ASCENDING
 
 from clinic.clock import utcnow
 from clinic.messages import BookingStatus
 from clinic.store.batching import inserts_of, reads_of
-from clinic.store.documents import REQUEST_DUE, Booking, PendingMove
+from clinic.store.documents import Booking, PendingMove, due_by
 
 _inserts = inserts_of(Booking)
 _reads = reads_of(Booking)
@@ -149,20 +149,29 @@ async def mark_no_show(booking_id: str, now: datetime) -> bool:
     return bool(result.modified_count)
 
 
-async def lease_due_request(lease: float) -> Booking | None:
-    """The booking whose request is longest overdue, due again ``lease`` seconds from now.
+async def due_requests(now: datetime, limit: int) -> list[Booking]:
+    """The bookings whose request was due by ``now``, longest overdue first: at most ``limit``.
 
-    The lease keeps other relays off it while this one sends the request.
+    One read for the relay's whole scan. A write that picked them one at a time
+    (``findAndModify``) costs SecantusDB a scan of the collection each.
     """
-    raw = await Booking.get_pymongo_collection().find_one_and_update(
-        # The $type repeats the partial index's filter, so the index may serve it.
-        {"request_due_at": {"$type": "date", "$lte": utcnow()}},
-        {"$set": {"request_due_at": utcnow() + timedelta(seconds=lease)}},
-        sort=[("request_due_at", ASCENDING)],
-        return_document=ReturnDocument.AFTER,
-        hint=REQUEST_DUE,
+    found = (
+        Booking.get_pymongo_collection()
+        .find({"request_due_at": due_by(now)})
+        .sort("request_due_at", ASCENDING)
+        .limit(limit)
     )
-    return None if raw is None else Booking.model_validate(raw)
+    return [Booking.model_validate(raw) async for raw in found]
+
+
+async def lease_request(booking_id: str, now: datetime, lease: float) -> bool:
+    """Make the booking's request, due by ``now``, due again ``lease`` seconds later; whether
+    this call did. The lease keeps other relays off it while this one sends the request."""
+    result = await Booking.get_pymongo_collection().update_one(
+        {"_id": booking_id, "request_due_at": due_by(now)},
+        {"$set": {"request_due_at": now + timedelta(seconds=lease)}},
+    )
+    return bool(result.modified_count)
 
 
 async def oldest_unsettled_request(scan: int) -> datetime | None:
@@ -172,10 +181,9 @@ async def oldest_unsettled_request(scan: int) -> datetime | None:
     """
     found = (
         Booking.get_pymongo_collection()
-        .find({"request_due_at": {"$type": "date"}}, {"created_at": True, "_id": False})
+        .find({"request_due_at": due_by()}, {"created_at": True, "_id": False})
         .sort("request_due_at", ASCENDING)
         .limit(scan)
-        .hint(REQUEST_DUE)
     )
     return min([raw["created_at"] async for raw in found], default=None)
 
@@ -192,6 +200,16 @@ async def settle_request(booking_id: str) -> None:
     await Booking.get_pymongo_collection().update_one(
         {"_id": booking_id}, {"$set": {"request_due_at": None}}
     )
+
+
+async def settle_requests(booking_ids: list[str], now: datetime) -> None:
+    """Record that these bookings' requests, due by ``now``, need no more sending: in one
+    write. A request due again since (leased by another relay, or a move's) stays due."""
+    if booking_ids:
+        await Booking.get_pymongo_collection().update_many(
+            {"_id": {"$in": booking_ids}, "request_due_at": due_by(now)},
+            {"$set": {"request_due_at": None}},
+        )
 
 
 async def pending_between(doctor_id: str, start: datetime, end: datetime) -> list[datetime]:

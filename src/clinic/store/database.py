@@ -8,14 +8,7 @@ from pymongo import AsyncMongoClient
 from pymongo.errors import ConnectionFailure, PyMongoError
 
 from clinic.settings import settings
-from clinic.store.documents import (
-    DOCUMENT_MODELS,
-    DUE,
-    OBSOLETE_INDEXES,
-    REQUEST_DUE,
-    Booking,
-    OutboxRecord,
-)
+from clinic.store.documents import DOCUMENT_MODELS, OBSOLETE_INDEXES
 from clinic.store.patients import key_older_bookings
 
 log = logging.getLogger("clinic.database")
@@ -89,18 +82,6 @@ async def drop_obsolete_indexes(client: AsyncMongoClient[dict[str, object]]) -> 
             if name in existing:
                 await database[collection].drop_index(name)
                 log.info("dropped the index %s.%s, which nothing uses any more", collection, name)
-
-
-async def relay_indexes_exist() -> bool:
-    """Whether the indexes the outbox relay names in its reads exist (the API creates them).
-
-    A read hinting a missing index fails, so until the API has created them on a
-    new database the relay has nothing to read with (and nothing to send yet).
-    """
-    for model, name in ((Booking, REQUEST_DUE), (OutboxRecord, DUE)):
-        if name not in await model.get_pymongo_collection().index_information():
-            return False
-    return True
 
 
 async def database_is_up(client: AsyncMongoClient[dict[str, object]]) -> bool:

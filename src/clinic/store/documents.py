@@ -31,8 +31,16 @@ class Doctor(Document, DoctorProfile):
 
 PATIENT_BOOKINGS = "patient_bookings"
 """The name of the index of a patient's bookings, by their email key."""
-REQUEST_DUE = "request_due"
-"""The name of the index through which the outbox relay finds undecided requests."""
+DUE_SINCE = datetime(1970, 1, 1, tzinfo=UTC)
+"""Earlier than any due time. The outbox's partial indexes hold the due times from it
+on, and every read of them names it as a bound, so that a database can tell the index
+serves the read: SecantusDB proves that only for a range, never for ``$type``, and
+otherwise scans (or, told which index, walks all of it)."""
+
+
+def due_by(moment: datetime | None = None) -> dict[str, datetime]:
+    """The condition of a due time set, and reached by ``moment`` if one is given."""
+    return {"$gte": DUE_SINCE} if moment is None else {"$gte": DUE_SINCE, "$lte": moment}
 
 
 class PendingMove(BaseModel):
@@ -124,8 +132,8 @@ class Booking(Document):
             # The outbox relay. Partial: a booking is in it only until it is decided.
             IndexModel(
                 [("request_due_at", ASCENDING)],
-                name=REQUEST_DUE,
-                partialFilterExpression={"request_due_at": {"$type": "date"}},
+                name="due_requests",
+                partialFilterExpression={"request_due_at": due_by()},
             ),
         ]
 
@@ -146,8 +154,6 @@ class MessageKind(StrEnum):
 
 SENT_RECORD_TTL = 7 * 24 * 3600
 """Seconds a sent record is kept: a copy of its message arriving later is not sent again."""
-DUE = "due"
-"""The name of the index the outbox relay reads."""
 
 
 class OutboxRecord(Document):
@@ -180,12 +186,13 @@ class OutboxRecord(Document):
     class Settings:
         name = "outbox"
         indexes: ClassVar[list[IndexModel]] = [
-            # Partial: a record is only in it while its message has not left, so the
-            # index stays small and the relay's scan is cheap.
+            # The relay reads one kind at a time: the emails due while an SMTP server
+            # is down are not its to send, and must not stand before the reminders.
+            # Partial: a record is only in it while its message has not left.
             IndexModel(
-                [("due_at", ASCENDING)],
-                name=DUE,
-                partialFilterExpression={"due_at": {"$type": "date"}},
+                [("kind", ASCENDING), ("due_at", ASCENDING)],
+                name="due_messages",
+                partialFilterExpression={"due_at": due_by()},
             ),
             # MongoDB removes sent records by itself. Partial too: an unsent record
             # has no sent_at, and costs this index nothing.
@@ -273,7 +280,9 @@ OBSOLETE_INDEXES = {
         "relay_unannounced",
         "relay_unpublished",
         "list_by_patient",
+        "request_due",
     ],
+    "outbox": ["due"],
     "slot_claims": ["by_booking"],
 }
 """Indexes earlier versions created and nothing reads: each one slows every write."""

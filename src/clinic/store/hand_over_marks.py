@@ -17,3 +17,11 @@ async def get(process: str) -> int | None:
     """The mark ``process`` recorded last, or None if it recorded none (or long ago)."""
     raw = await HandOverMark.get_pymongo_collection().find_one({"_id": process})
     return None if raw is None else int(raw["through"])
+
+
+async def get_many(processes: set[str]) -> dict[str, int]:
+    """The marks these processes recorded last, by process (one read for all of them)."""
+    if not processes:
+        return {}
+    found = HandOverMark.get_pymongo_collection().find({"_id": {"$in": sorted(processes)}})
+    return {raw["_id"]: int(raw["through"]) async for raw in found}

@@ -4,18 +4,18 @@ Every message whose loss a patient would notice is recorded here, keyed by the
 message: a status change no request message will bring back, each email, and each
 reminder (a booking request's record is the booking's ``request_due_at``, and its
 hand-over mark: see ``clinic.domain.hand_overs``). ``mark_sent`` records that a
-message left; ``lease_due`` hands the outbox relay whatever is overdue. See
+message left; ``due`` and ``lease`` hand the outbox relay whatever is overdue. See
 ``clinic.domain.outbox`` for who writes which record and when.
 """
 
 from datetime import datetime, timedelta
 
-from pymongo import ASCENDING, ReturnDocument
+from pymongo import ASCENDING
 
 from clinic.clock import utcnow
 from clinic.messages import BookingStatus
 from clinic.store.batching import Batched, inserts_of, reads_of
-from clinic.store.documents import DUE, MessageKind, OutboxRecord
+from clinic.store.documents import DUE_SINCE, MessageKind, OutboxRecord, due_by
 
 
 def _later(seconds: float, now: datetime | None = None) -> datetime:
@@ -99,55 +99,77 @@ async def delete(record_id: str) -> None:
     await OutboxRecord.get_pymongo_collection().delete_one({"_id": record_id})
 
 
-async def lease_due(
-    kinds: list[MessageKind], lease: float, now: datetime | None = None
-) -> OutboxRecord | None:
-    """The oldest record of these kinds due by ``now``, due again ``lease`` seconds later.
+async def due(kind: MessageKind, now: datetime, limit: int) -> list[OutboxRecord]:
+    """The unsent records of one kind due by ``now``, longest overdue first: at most ``limit``.
 
-    The lease keeps other relays off it while this one sends it; if this one dies,
-    the record is overdue again when the lease ends.
-    """
-    now = now or utcnow()
-    raw = await OutboxRecord.get_pymongo_collection().find_one_and_update(
-        # The $type repeats the partial index's filter, so the index may serve it.
-        {"due_at": {"$type": "date", "$lte": now}, "kind": {"$in": [k.value for k in kinds]}},
-        {
-            "$set": {"due_at": _later(lease, now)},
-            "$inc": {"attempts": 1},
-        },
-        sort=[("due_at", ASCENDING)],
-        return_document=ReturnDocument.AFTER,
-        hint=DUE,
-    )
-    return None if raw is None else OutboxRecord.model_validate(raw)
-
-
-async def oldest_unsent_recorded_at(scan: int) -> datetime | None:
-    """When the oldest of the first ``scan`` unsent records (in due order) was recorded.
-
-    None when every message has left. Bounded: at most ``scan`` small index-ordered
-    reads, however large an outage's backlog.
+    One read for the relay's whole scan of a kind; ``lease`` then takes each.
     """
     found = (
         OutboxRecord.get_pymongo_collection()
-        .find({"due_at": {"$type": "date"}}, {"recorded_at": True, "due_at": True, "_id": False})
+        .find({"kind": kind.value, "due_at": due_by(now)})
         .sort("due_at", ASCENDING)
-        .limit(scan)
-        .hint(DUE)
+        .limit(limit)
     )
-    # A record from before recorded_at existed: its due time is the best known.
-    times = [raw.get("recorded_at") or raw["due_at"] async for raw in found]
+    return [OutboxRecord.model_validate(raw) async for raw in found]
+
+
+async def lease(record: OutboxRecord, seconds: float, now: datetime) -> OutboxRecord | None:
+    """The record, due again ``seconds`` after ``now``, if it was still due by ``now``; None
+    if another relay or sender has it, or it left.
+
+    The lease keeps other relays off it while this one sends it; if this one dies,
+    the record is overdue again when the lease ends. An update, not a
+    ``findAndModify``: SecantusDB scans the collection for each of those.
+    """
+    leased_until = _later(seconds, now)
+    result = await OutboxRecord.get_pymongo_collection().update_one(
+        {"_id": record.id, "due_at": due_by(now)},
+        {"$set": {"due_at": leased_until}, "$inc": {"attempts": 1}},
+    )
+    if not result.modified_count:
+        return None
+    leased: OutboxRecord = record.model_copy(
+        update={"due_at": leased_until, "attempts": record.attempts + 1}
+    )
+    return leased
+
+
+async def oldest_unsent_recorded_at(scan: int) -> datetime | None:
+    """When the oldest of the first ``scan`` unsent records of each kind (in due order) was
+    recorded.
+
+    None when every message has left. Bounded: at most ``scan`` small index-ordered
+    reads of each kind, however large an outage's backlog.
+    """
+    times: list[datetime] = []
+    for kind in MessageKind:
+        found = (
+            OutboxRecord.get_pymongo_collection()
+            .find(
+                {"kind": kind.value, "due_at": due_by()},
+                {"recorded_at": True, "due_at": True, "_id": False},
+            )
+            .sort("due_at", ASCENDING)
+            .limit(scan)
+        )
+        # A record from before recorded_at existed: its due time is the best known.
+        times += [raw.get("recorded_at") or raw["due_at"] async for raw in found]
     return min(times, default=None)
 
 
 async def take_over(record_id: str, lease: float) -> OutboxRecord | None:
     """Lease an unsent record whose lease ran out (its sender died); None if it is not."""
-    raw = await OutboxRecord.get_pymongo_collection().find_one_and_update(
-        {"_id": record_id, "due_at": {"$type": "date", "$lt": utcnow()}},
-        {"$set": {"due_at": _later(lease)}, "$inc": {"attempts": 1}},
-        return_document=ReturnDocument.AFTER,
+    now = utcnow()
+    leased_until = _later(lease, now)
+    result = await OutboxRecord.get_pymongo_collection().update_one(
+        {"_id": record_id, "due_at": {"$gte": DUE_SINCE, "$lt": now}},
+        {"$set": {"due_at": leased_until}, "$inc": {"attempts": 1}},
     )
-    return None if raw is None else OutboxRecord.model_validate(raw)
+    if not result.modified_count:
+        return None
+    taken = await get(record_id)
+    # Another sender may have taken it over in between: then it is theirs.
+    return taken if taken is not None and taken.due_at == leased_until else None
 
 
 async def release(record_id: str, due_at: datetime | None) -> None:
