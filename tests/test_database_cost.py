@@ -66,6 +66,22 @@ async def book_counting_writes(
     return response, written
 
 
+async def assert_served_by_indexes(
+    database: AsyncMongoClient[dict[str, object]], entries: list[dict[str, Any]]
+) -> None:
+    """Every profiled command leaves the choice of index to the server, and each of its
+    reads finds one: told which (a hint), SecantusDB walks all of that index."""
+    db = database[os.environ["CLINIC_MONGO_DB"]]
+    for entry in entries:
+        command = entry["command"]
+        assert "hint" not in command, command
+        if "find" in command:
+            found = db[command["find"]].find(command.get("filter", {}))
+            planner = (await found.explain())["queryPlanner"]
+            assert isinstance(planner, dict)
+            assert "IXSCAN" in str(planner["winningPlan"]), command
+
+
 def booking_body() -> dict[str, str]:
     # Weeks ahead, so the confirmation schedules a reminder, as most bookings' do.
     when = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(days=20)

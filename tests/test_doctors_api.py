@@ -6,11 +6,13 @@ from unittest.mock import MagicMock
 
 import pytest
 from httpx import AsyncClient
+from pymongo import AsyncMongoClient
 
 from clinic.api.seed import read_seed, seed_doctors
 from clinic.store.documents import Booking, Doctor, OutboxRecord, SlotClaim
 from tests.conftest import STAFF
 from tests.integration import next_monday
+from tests.test_database_cost import assert_served_by_indexes, profiled
 
 pytestmark = pytest.mark.usefixtures("clean_db")
 
@@ -126,6 +128,24 @@ async def test_availability_leaves_out_pending_and_confirmed_slots(client: Async
     assert body["slots"][0]["start"] == monday.replace(hour=10).astimezone(UTC).isoformat().replace(
         "+00:00", "Z"
     )
+
+
+async def test_a_days_availability_reads_only_that_day(
+    client: AsyncClient, clean_db: AsyncMongoClient[dict[str, object]]
+) -> None:
+    # Anyone may ask, as often as they like: each answer must cost the database the
+    # day it shows, not every booking the clinic holds.
+    await client.post("/doctors", json=NEW_DOCTOR, headers=STAFF)
+    monday = next_monday()
+
+    async with profiled(clean_db) as entries:
+        answer = await client.get(
+            "/doctors/dra-garcia/availability", params={"date": monday.date().isoformat()}
+        )
+
+    assert answer.status_code == 200
+    assert {entry["ns"].split(".", 1)[-1] for entry in entries} >= {"bookings", "slot_claims"}
+    await assert_served_by_indexes(clean_db, entries)
 
 
 async def test_unknown_doctors_are_404_and_bad_days_422(client: AsyncClient) -> None:

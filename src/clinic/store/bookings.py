@@ -214,13 +214,15 @@ async def settle_requests(booking_ids: list[str], now: datetime) -> None:
 
 async def pending_between(doctor_id: str, start: datetime, end: datetime) -> list[datetime]:
     """The times of the doctor's pending bookings in ``[start, end)``."""
+    # The day's bookings, every doctor's, through list_by_date: a clinic's day is
+    # small, and its doctor and status are checked here. A read that names its index,
+    # or adds them to the range, SecantusDB serves by walking every booking.
     found = Booking.get_pymongo_collection().find(
-        {
-            "doctor_id": doctor_id,
-            "date": {"$gte": start, "$lt": end},
-            "status": BookingStatus.PENDING.value,
-        },
-        {"date": True},
-        hint="list_by_date",  # the day's bookings: a clinic's day is small
+        {"date": {"$gte": start, "$lt": end}},
+        {"date": True, "doctor_id": True, "status": True, "_id": False},
     )
-    return [raw["date"] for raw in await found.to_list()]
+    return [
+        raw["date"]
+        async for raw in found
+        if raw.get("doctor_id") == doctor_id and raw.get("status") == BookingStatus.PENDING
+    ]

@@ -31,9 +31,10 @@ REPLICA_SET_OPTIONS: dict[str, Any] = {
 """What the clinic needs of a MongoDB replica set, in one place.
 
 Retryable writes stay as the URL says (``retryWrites``, on unless turned off): the
-single-document writes (inserts, ``find_one_and_update``) are then sent again after
-an election, and the rest (the batched ``update_many`` of decisions, the outbox's
-sent marks) are steps a worker repeats when its message is retried.
+single-document writes (inserts, the outbox's ``update_one`` leases) are then sent
+again after an election, and the rest (the batched ``update_many`` of decisions, the
+outbox's sent marks, the relay's settled requests) are steps a worker repeats when its
+message is retried, or the relay at its next scan.
 
 The election window (about 10 to 12 seconds by MongoDB's defaults): server selection
 waits up to ``CLINIC_MONGO_TIMEOUT``, so during an election the API answers 503, which
