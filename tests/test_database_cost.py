@@ -66,18 +66,37 @@ async def book_counting_writes(
     return response, written
 
 
+def _filters(command: dict[str, Any]) -> list[dict[str, Any]]:
+    """The filters a profiled command selects documents by."""
+    name = next(iter(command))
+    if name in ("update", "delete"):
+        return [statement["q"] for statement in command.get(f"{name}s", [])]
+    if name == "aggregate":
+        return [stage["$match"] for stage in command["pipeline"][:1] if "$match" in stage]
+    if name in ("find", "count"):
+        return [command.get("filter") or command.get("query") or {}]
+    return []  # an insert selects nothing
+
+
 async def assert_served_by_indexes(
     database: AsyncMongoClient[dict[str, object]], entries: list[dict[str, Any]]
 ) -> None:
-    """Every profiled command leaves the choice of index to the server, and each of its
-    reads finds one: told which (a hint), SecantusDB walks all of that index."""
+    """Every profiled command leaves the choice of index to the server, and finds one.
+
+    Told which index (a hint), SecantusDB walks all of it; a filter it cannot match
+    to an index (conditions joined by ``$and`` or ``$or``, a ``$regex``), it serves by
+    a scan. A filter on ``_id`` is served by the id, and the doctors, tens of them,
+    are read whole.
+    """
     db = database[os.environ["CLINIC_MONGO_DB"]]
     for entry in entries:
         command = entry["command"]
         assert "hint" not in command, command
-        if "find" in command:
-            found = db[command["find"]].find(command.get("filter", {}))
-            planner = (await found.explain())["queryPlanner"]
+        collection = command[next(iter(command))]
+        for where in _filters(command):
+            if "_id" in where or (collection == "doctors" and not where):
+                continue
+            planner = (await db[collection].find(where).explain())["queryPlanner"]
             assert isinstance(planner, dict)
             assert "IXSCAN" in str(planner["winningPlan"]), command
 
@@ -121,3 +140,31 @@ async def test_a_booking_confirmed_and_emailed_writes_six_documents(
             ("update", "outbox"): 1,  # ... the email, marked sent
         }
     )
+
+
+async def test_booking_rejecting_and_cancelling_read_and_write_through_indexes(
+    client_and_handlers: AsyncClient,
+    mailbox: Mailbox,
+    clean_db: AsyncMongoClient[dict[str, object]],
+) -> None:
+    # Each costs what it touches, not what the clinic holds: a rejection or a cancel
+    # that scanned every slot ever held would slow down with every booking made.
+    body = booking_body()
+    async with profiled(clean_db) as entries:
+        first = await client_and_handlers.post("/book", json=body, headers={"Idempotency-Key": "a"})
+        taken = await client_and_handlers.post("/book", json={**body, "patientEmail": "b@x.org"})
+        opened = {"Authorization": f"Bearer {first.json()['manageToken']}"}
+        looked_up = await client_and_handlers.get(first.headers["Location"], headers=opened)
+        cancelled = await client_and_handlers.post(
+            f"{first.headers['Location']}/cancel", headers=opened
+        )
+        rejected = await client_and_handlers.get(
+            taken.headers["Location"],
+            headers={"Authorization": f"Bearer {taken.json()['manageToken']}"},
+        )
+
+    assert (first.status_code, taken.status_code) == (202, 202)
+    assert looked_up.json()["status"] == "confirmed"
+    assert rejected.json()["status"] == "rejected", "the slot was the first booking's"
+    assert cancelled.json()["status"] == "cancelled"
+    await assert_served_by_indexes(clean_db, entries)
