@@ -152,6 +152,27 @@ async def test_relays_competing_for_the_same_records_send_each_once(
     assert sorted(published) == sorted(b.id for b in pending)
 
 
+async def test_a_move_asked_for_while_the_relay_publishes_keeps_its_request_due() -> None:
+    lost = await booking(0, request_overdue=True, ticket="api-a:1")  # never reached the broker
+    move_due = utcnow() + timedelta(seconds=30)
+
+    class DecidedAndMovedMeanwhile:
+        """The relayed request is decided at once, and the patient asks for a move whose
+        own hand-over fails: only its due time stands for it."""
+
+        async def request_decision(self, booking_id: str, what: str | None = None) -> None:
+            await Booking.get_pymongo_collection().update_one(
+                {"_id": booking_id},
+                {"$set": {"status": "confirmed", "request_due_at": move_due, "hand_over": None}},
+            )
+
+    assert await relay_once(cast(Publishers, DecidedAndMovedMeanwhile())) == 1
+
+    current = await Booking.get(lost.id)
+    assert current is not None
+    assert current.request_due_at == move_due, "the move's request would never be sent"
+
+
 class _RefusingBroker:
     """Publishers whose broker refuses every request."""
 

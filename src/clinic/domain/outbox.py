@@ -111,11 +111,13 @@ async def _relay_requests(publishers: Publishers) -> int:
     await bookings.settle_requests([b.id for b in due if b.id not in sending], now)
     sent = 0
     for booking in unsent:
-        if await bookings.lease_request(booking.id, now, settings.outbox_grace):
-            await publishers.request_decision(booking.id, request_name(booking))
-            log.info("request published by the outbox relay", extra={"booking_id": booking.id})
-            await bookings.settle_request(booking.id)
-            sent += 1
+        leased_until = await bookings.lease_request(booking.id, now, settings.outbox_grace)
+        if leased_until is None:
+            continue  # another relay's, or decided since
+        await publishers.request_decision(booking.id, request_name(booking))
+        log.info("request published by the outbox relay", extra={"booking_id": booking.id})
+        await bookings.settle_request(booking.id, leased_until)
+        sent += 1
     return sent
 
 

@@ -164,14 +164,17 @@ async def due_requests(now: datetime, limit: int) -> list[Booking]:
     return [Booking.model_validate(raw) async for raw in found]
 
 
-async def lease_request(booking_id: str, now: datetime, lease: float) -> bool:
-    """Make the booking's request, due by ``now``, due again ``lease`` seconds later; whether
-    this call did. The lease keeps other relays off it while this one sends the request."""
+async def lease_request(booking_id: str, now: datetime, lease: float) -> datetime | None:
+    """Make the booking's request, due by ``now``, due again ``lease`` seconds later: that
+    time, or None if another relay has it or it is settled. The lease keeps other relays
+    off it while this one sends the request."""
+    # To the millisecond, as it is stored, so that ``settle_request`` finds it again.
+    leased_until = now + timedelta(milliseconds=round(lease * 1000))
     result = await Booking.get_pymongo_collection().update_one(
         {"_id": booking_id, "request_due_at": due_by(now)},
-        {"$set": {"request_due_at": now + timedelta(seconds=lease)}},
+        {"$set": {"request_due_at": leased_until}},
     )
-    return bool(result.modified_count)
+    return leased_until if result.modified_count else None
 
 
 async def oldest_unsettled_request(scan: int) -> datetime | None:
@@ -195,10 +198,11 @@ async def clear_hand_over(booking_id: str, ticket: str) -> None:
     )
 
 
-async def settle_request(booking_id: str) -> None:
-    """Record that the booking's request needs no more sending."""
+async def settle_request(booking_id: str, leased_until: datetime) -> None:
+    """Record that the booking's request, leased until ``leased_until``, needs no more
+    sending; unless the booking has a request due since (a move asked for meanwhile)."""
     await Booking.get_pymongo_collection().update_one(
-        {"_id": booking_id}, {"$set": {"request_due_at": None}}
+        {"_id": booking_id, "request_due_at": leased_until}, {"$set": {"request_due_at": None}}
     )
 
 
