@@ -5,11 +5,11 @@ shares the round trip with the calls that arrived during the previous one (see
 ``clinic.store.batching``).
 """
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from pymongo import ASCENDING
 
-from clinic.clock import utcnow
+from clinic.clock import later, utcnow
 from clinic.messages import BookingStatus
 from clinic.store.batching import inserts_of, reads_of
 from clinic.store.documents import Booking, PendingMove, due_by
@@ -168,8 +168,7 @@ async def lease_request(booking_id: str, now: datetime, lease: float) -> datetim
     """Make the booking's request, due by ``now``, due again ``lease`` seconds later: that
     time, or None if another relay has it or it is settled. The lease keeps other relays
     off it while this one sends the request."""
-    # To the millisecond, as it is stored, so that ``settle_request`` finds it again.
-    leased_until = now + timedelta(milliseconds=round(lease * 1000))
+    leased_until = later(lease, now)  # as stored, so that ``settle_request`` finds it again
     result = await Booking.get_pymongo_collection().update_one(
         {"_id": booking_id, "request_due_at": due_by(now)},
         {"$set": {"request_due_at": leased_until}},

@@ -8,20 +8,14 @@ message left; ``due`` and ``lease`` hand the outbox relay whatever is overdue. S
 ``clinic.domain.outbox`` for who writes which record and when.
 """
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from pymongo import ASCENDING
 
-from clinic.clock import utcnow
+from clinic.clock import later, utcnow
 from clinic.messages import BookingStatus
 from clinic.store.batching import Batched, inserts_of, reads_of
 from clinic.store.documents import DUE_SINCE, MessageKind, OutboxRecord, due_by
-
-
-def _later(seconds: float, now: datetime | None = None) -> datetime:
-    """``seconds`` from ``now`` (the clock's), to the millisecond, so it compares equal
-    once stored."""
-    return (now or utcnow()) + timedelta(milliseconds=round(seconds * 1000))
 
 
 def record_id(kind: MessageKind, booking_id: str, what: str | None = None) -> str:
@@ -47,7 +41,7 @@ def new_record(
         kind=kind,
         booking_id=booking_id,
         status=status,
-        due_at=None if leave_within is None else _later(leave_within),
+        due_at=None if leave_within is None else later(leave_within),
         sent_at=utcnow() if leave_within is None else None,
     )
 
@@ -121,7 +115,7 @@ async def lease(record: OutboxRecord, seconds: float, now: datetime) -> OutboxRe
     the record is overdue again when the lease ends. An update, not a
     ``findAndModify``: SecantusDB scans the collection for each of those.
     """
-    leased_until = _later(seconds, now)
+    leased_until = later(seconds, now)
     result = await OutboxRecord.get_pymongo_collection().update_one(
         {"_id": record.id, "due_at": due_by(now)},
         {"$set": {"due_at": leased_until}, "$inc": {"attempts": 1}},
@@ -160,7 +154,7 @@ async def oldest_unsent_recorded_at(scan: int) -> datetime | None:
 async def take_over(record_id: str, lease: float) -> OutboxRecord | None:
     """Lease an unsent record whose lease ran out (its sender died); None if it is not."""
     now = utcnow()
-    leased_until = _later(lease, now)
+    leased_until = later(lease, now)
     result = await OutboxRecord.get_pymongo_collection().update_one(
         {"_id": record_id, "due_at": {"$gte": DUE_SINCE, "$lt": now}},
         {"$set": {"due_at": leased_until}, "$inc": {"attempts": 1}},
