@@ -136,15 +136,11 @@ class HandOvers:
 
 async def handed_over(ticket: str | None) -> bool:
     """Whether the broker confirmed the request stored with ``ticket``."""
-    if ticket is None:
-        return False
-    process, number = ticket_of(ticket)
-    mark = await hand_over_marks.get(process)
-    return mark is not None and number <= mark
+    return ticket is not None and ticket in await handed_over_tickets([ticket])
 
 
 async def handed_over_tickets(tickets: Iterable[str | None]) -> set[str]:
-    """Which of ``tickets`` the broker confirmed: ``handed_over`` for many, in one read."""
+    """Which of ``tickets`` the broker confirmed, in one read of their processes' marks."""
     numbered = [(ticket, *ticket_of(ticket)) for ticket in tickets if ticket is not None]
     marks = await hand_over_marks.get_many({process for _, process, _ in numbered})
     return {

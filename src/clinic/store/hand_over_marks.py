@@ -13,12 +13,6 @@ async def record(process: str, through: int) -> None:
     )
 
 
-async def get(process: str) -> int | None:
-    """The mark ``process`` recorded last, or None if it recorded none (or long ago)."""
-    raw = await HandOverMark.get_pymongo_collection().find_one({"_id": process})
-    return None if raw is None else int(raw["through"])
-
-
 async def get_many(processes: set[str]) -> dict[str, int]:
     """The marks these processes recorded last, by process (one read for all of them)."""
     if not processes:
