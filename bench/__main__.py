@@ -1,14 +1,18 @@
 """Run every benchmark and print the clinic's figures as ratios to yardsticks of the same run.
 
-    python -m bench [--runs 3] [--only api,original,zero,backlog,listing,concurrency,scale]
+    python -m bench [--runs 3]
+                    [--only api,original,zero,backlog,listing,concurrency,scale,instructions]
                     [--baseline REV]
 
 Each figure is the median of ``--runs`` runs; each run has its own vhost,
 database and SecantusDB server (unless ``CLINIC_MONGO_URL`` names a MongoDB).
 The yardstick for ``POST /book`` is a bare FastAPI endpoint measured right after
-each run. ``--baseline REV`` also runs the clinic of an earlier commit (its ``src/``
-from git) run by run in turn with this one, and prints the ratio of each figure.
-Needs RabbitMQ at 127.0.0.1:5672 and ``rabbitmqctl``; installs wrk if missing.
+each run. ``--only instructions`` counts the instructions each process executes per
+booking under callgrind instead of timing it: slow, but unmoved by the machine's
+noise (``bench.instructions``). ``--baseline REV`` also runs the clinic of an earlier
+commit (its ``src/`` from git) run by run in turn with this one, and prints the
+ratio of each figure. Needs RabbitMQ at 127.0.0.1:5672 and ``rabbitmqctl``;
+installs wrk, and valgrind for the instructions, if missing.
 """
 
 import argparse
@@ -24,9 +28,10 @@ from bench import concurrency, listing, scale
 from bench.backlog import backlog_rows
 from bench.environment import Clinic
 from bench.figures import Row, api_rows, original_rows, zero_rows
+from bench.instructions import instruction_rows
 
 ALL = ("api", "original", "zero", "backlog", "listing", "concurrency")
-"""What a plain ``python -m bench`` runs; ``--only scale`` adds the scaling-out table."""
+"""What a plain ``python -m bench`` runs; ``scale`` and ``instructions`` run only when named."""
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -49,6 +54,8 @@ def main(argv: list[str] | None = None) -> None:
                 rows += zero_rows(workdir, args.runs, baseline)
             if "backlog" in chosen:
                 rows += backlog_rows(workdir, args.runs, baseline)
+            if "instructions" in chosen:
+                rows += instruction_rows(workdir, args.runs, baseline)
         if "listing" in chosen:
             with Clinic(workdir) as clinic:
                 print_listing(listing.run(clinic))

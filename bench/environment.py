@@ -10,7 +10,7 @@ import statistics
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,14 +31,14 @@ def rabbitmqctl(*args: str) -> str:
 
 
 @contextlib.contextmanager
-def database_server(workdir: Path) -> Iterator[tuple[str, int | None]]:
+def database_server(workdir: Path, wrapper: Sequence[str] = ()) -> Iterator[tuple[str, int | None]]:
     """The MongoDB URL to use, and its server's pid when it is ours to measure:
-    CLINIC_MONGO_URL, or a SecantusDB server of our own."""
+    CLINIC_MONGO_URL, or a SecantusDB server of our own (run under ``wrapper``)."""
     if url := os.environ.get("CLINIC_MONGO_URL"):
         yield url, None
         return
-    database = EmbeddedDatabase(workdir / "db", log=workdir / "db.log")
-    database.start()
+    database = EmbeddedDatabase(workdir / "db", log=workdir / "db.log", wrapper=wrapper)
+    database.start(timeout=300 if wrapper else 30)
     assert database.process is not None
     try:
         yield database.url, database.process.pid
@@ -132,6 +132,8 @@ class Clinic:
     services: dict[str, Service] = field(default_factory=dict)
     mongo_url: str = ""
     database_pid: int | None = None
+    wrapper: tuple[str, ...] = ()
+    """What every process of the run, the database server's too, runs under (a profiler)."""
     _resources: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
 
     def __post_init__(self) -> None:
@@ -162,7 +164,8 @@ class Clinic:
         if name == "api" or command.startswith("uvicorn"):
             command = command.replace("--host 0.0.0.0", "--host 127.0.0.1")
             command = command.replace("--port 3000", f"--port {self.port}")
-        service = Service(command, self.workdir / f"{self.run_id}-{name}.log", self.env).start()
+        log = self.workdir / f"{self.run_id}-{name}.log"
+        service = Service(command, log, self.env, self.wrapper).start()
         self.services[name] = service
         return service
 
@@ -210,7 +213,7 @@ class Clinic:
 
     def __enter__(self) -> "Clinic":
         self.mongo_url, self.database_pid = self._resources.enter_context(
-            database_server(self.workdir / f"db-{self.run_id}")
+            database_server(self.workdir / f"db-{self.run_id}", self.wrapper)
         )
         self.env["CLINIC_MONGO_URL"] = self.mongo_url
         rabbitmqctl("add_vhost", self.vhost)

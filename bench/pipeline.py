@@ -38,15 +38,16 @@ class Pipeline:
     """CPU milliseconds per booking, by process, from the first POST to the last decision."""
 
 
-async def post_all(base_url: str, count: int, concurrency: int) -> None:
-    """POST ``count`` bookings at distinct future minutes over ``concurrency`` connections.
+async def post_all(base_url: str, count: int, concurrency: int, first_number: int = 0) -> None:
+    """POST ``count`` bookings at distinct future minutes over ``concurrency`` connections,
+    numbered from ``first_number`` (each number its own patient and minute).
 
     A minimal HTTP/1.1 client with keep-alive: the load generator shares the two
     cores with the clinic, and httpx cost 1.3 ms of CPU a booking, as much as the API.
     """
     first = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(days=2)
     url = urlsplit(base_url)
-    numbers = iter(range(count))
+    numbers = iter(range(first_number, first_number + count))
 
     async def connection() -> None:
         reader, writer = await asyncio.open_connection(url.hostname, url.port)

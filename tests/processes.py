@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import httpx
@@ -35,9 +35,17 @@ class Service:
     child's number under ``--workers``), so processes of one test never collide.
     """
 
-    def __init__(self, command: str, log: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        command: str,
+        log: Path,
+        env: dict[str, str] | None = None,
+        wrapper: Sequence[str] = (),
+    ) -> None:
         program, *self.args = shlex.split(command)
         self.program = str(BIN / program)
+        # What the program runs under, if anything (a profiler, in the benchmarks).
+        self.wrapper = list(wrapper)
         self.log = log
         self.env = {**os.environ, "CLINIC_WORKER_HTTP_PORT": str(free_port()), **(env or {})}
         self.http_port = int(self.env["CLINIC_WORKER_HTTP_PORT"])
@@ -46,7 +54,7 @@ class Service:
     def start(self) -> "Service":
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
-                [self.program, *self.args],
+                [*self.wrapper, self.program, *self.args],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env=self.env,

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 STOP_TIMEOUT = 15.0
@@ -51,10 +52,18 @@ def free_port() -> int:
 class EmbeddedDatabase:
     """A SecantusDB server process keeping its files in ``storage``."""
 
-    def __init__(self, storage: Path, port: int | None = None, log: Path | None = None) -> None:
+    def __init__(
+        self,
+        storage: Path,
+        port: int | None = None,
+        log: Path | None = None,
+        wrapper: Sequence[str] = (),
+    ) -> None:
         self.storage = storage
         self.port = port or free_port()
         self.log = log
+        # What the server runs under, if anything (a profiler, in the benchmarks).
+        self.wrapper = list(wrapper)
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -78,7 +87,7 @@ class EmbeddedDatabase:
         if server is None:
             raise FileNotFoundError("secantusd-py is not installed (pip install -e '.[demo]')")
         self.storage.mkdir(parents=True, exist_ok=True)
-        command = [server, "--host", "127.0.0.1", "--port", str(self.port)]
+        command = [*self.wrapper, server, "--host", "127.0.0.1", "--port", str(self.port)]
         command += ["--storage-path", str(self.storage), "--log-level", "WARNING"]
         output = self.log.open("ab") if self.log else None
         try:
