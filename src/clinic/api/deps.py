@@ -40,29 +40,6 @@ Backlog = Annotated[PendingBacklog, Depends(_app_state("backlog"))]
 
 
 @dataclass(frozen=True)
-class Intake:
-    """What this API process keeps to take new bookings."""
-
-    hand_overs: HandOvers
-    """Hands their requests to the broker (and keeps the process's mark)."""
-    rate: BookingRate
-    """Counts booking requests per client address."""
-    backlog: PendingBacklog
-    """Tells how many bookings wait for a decision."""
-
-
-# One dependency for the three: FastAPI's cost per dependency is a measurable
-# share of POST /book (docs/performance.md).
-async def _intake(request: Request) -> Intake:
-    state = request.app.state
-    return Intake(state.hand_overs, state.booking_rate, state.backlog)
-
-
-IntakeState = Annotated[Intake, Depends(_intake)]
-"""This process's hand-overs, per-client rate and view of the backlog, for ``POST /book``."""
-
-
-@dataclass(frozen=True)
 class Staff:
     """A staff member, known by the name of their token (never by the token)."""
 
@@ -107,17 +84,43 @@ async def _staff(
     return staff
 
 
-async def _staff_if_any(
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_staff_bearer)],
-) -> Staff | None:
+async def _staff_if_any(credentials: HTTPAuthorizationCredentials | None) -> Staff | None:
     """The staff member, if a token was sent (403 if it is wrong); None for a patient."""
     return None if credentials is None else await _staff(credentials)
 
 
-StaffIfAny = Annotated[Staff | None, Depends(_staff_if_any)]
-"""A staff member booking for a patient (no per-client limits apply), or None."""
+@dataclass(frozen=True)
+class Intake:
+    """What this API process keeps to take new bookings."""
+
+    hand_overs: HandOvers
+    """Hands their requests to the broker (and keeps the process's mark)."""
+    rate: BookingRate
+    """Counts booking requests per client address."""
+    backlog: PendingBacklog
+    """Tells how many bookings wait for a decision."""
+    staff: Staff | None
+    """A staff member booking for a patient (no per-client limits apply), or None."""
+
+
+# One dependency for all four, the staff token's check included: FastAPI's cost per
+# dependency is a measurable share of POST /book (docs/performance.md).
+async def _intake(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_staff_bearer)],
+) -> Intake:
+    state = request.app.state
+    staff = await _staff_if_any(credentials)
+    return Intake(state.hand_overs, state.booking_rate, state.backlog, staff)
+
+
+IntakeState = Annotated[Intake, Depends(_intake)]
+"""This process's hand-overs, per-client rate and view of the backlog, and the staff
+member booking if a staff token came (401 or 403 if it is not one), for ``POST /book``."""
+
+
 TOKEN_OPTIONAL: dict[str, Any] = {"security": [{}]}
-"""``openapi_extra`` of a route whose token is optional (``StaffIfAny``, ``BookingKey``).
+"""``openapi_extra`` of a route whose token is optional (``IntakeState``, ``BookingKey``).
 
 FastAPI documents any token a route reads as required; this adds the empty
 requirement, which is how OpenAPI says that a call without a token is fine too.

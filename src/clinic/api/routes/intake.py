@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, HTTPException, Request, Response, status
 
-from clinic.api.deps import TOKEN_OPTIONAL, IntakeState, StaffIfAny
+from clinic.api.deps import TOKEN_OPTIONAL, IntakeState
 from clinic.api.errors import (
     BUSY,
     LIMITED,
@@ -112,7 +112,6 @@ async def book(
     http: Request,
     response: Response,
     intake: IntakeState,
-    staff: StaffIfAny,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> NewBookingOut:
     """Store the booking as pending and hand it to the booking workers.
@@ -128,7 +127,7 @@ async def book(
     the worker would give. Limits answer 429 with ``Retry-After``; a staff token
     lifts the per-client ones, for reception booking on a patient's behalf.
     """
-    hand_overs, backlog = intake.hand_overs, intake.backlog
+    hand_overs, backlog, staff = intake.hand_overs, intake.backlog, intake.staff
     if staff is None and (refused := intake.rate.take(client_address(http))):
         raise limited(*refused)
     await refuse_unbookable(request.date, request.doctor_id)
