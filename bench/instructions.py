@@ -32,8 +32,8 @@ from clinic.embedded_db import free_port
 
 WARM_UP, BOOKINGS = 20, 100
 COUNTED = ("api", "booking-worker", "notification-worker", "database")
-STARTUP = 900
-"""Seconds a process may take to start under valgrind."""
+PATIENCE = 900
+"""Seconds to wait for anything under valgrind: a process to start, the bookings to end."""
 
 
 def callgrind() -> tuple[str, ...]:
@@ -68,10 +68,13 @@ def _emails(clinic: Clinic) -> int:
 
 def _settle(clinic: Clinic, emails: int) -> None:
     """Wait until ``emails`` emails have gone out and no queue holds a message."""
-    deadline = time.monotonic() + STARTUP
+    deadline = time.monotonic() + PATIENCE
     while _emails(clinic) < emails or _queued(clinic):
         if time.monotonic() > deadline:
-            raise RuntimeError(f"{_emails(clinic)} of {emails} emails sent in {STARTUP} s")
+            raise RuntimeError(
+                f"after {PATIENCE} s, {_emails(clinic)} of {emails} emails sent and "
+                f"{_queued(clinic)} messages still queued"
+            )
         time.sleep(0.5)
 
 
@@ -88,8 +91,8 @@ def count_clinic(workdir: Path, env: dict[str, str], wrapper: tuple[str, ...]) -
     with Clinic(workdir, env=zero_delay, wrapper=wrapper) as clinic:
         for name in COUNTED[:-1]:
             clinic.start(name)
-        clinic.wait_until_ready(STARTUP)
-        clinic.wait_for_workers(STARTUP)
+        clinic.wait_until_ready(PATIENCE)
+        clinic.wait_for_workers(PATIENCE)
         asyncio.run(post_all(clinic.base_url, WARM_UP, 1))
         _settle(clinic, WARM_UP)
         pids = {
@@ -116,10 +119,10 @@ def count_bare(workdir: Path, wrapper: tuple[str, ...]) -> float:
     bare = Service(command, workdir / "bare-counted.log", wrapper=wrapper).start()
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + STARTUP
+        deadline = time.monotonic() + PATIENCE
         while not _answers(f"{url}/openapi.json"):
             if time.monotonic() > deadline:
-                raise RuntimeError(f"the bare app did not start in {STARTUP} s")
+                raise RuntimeError(f"the bare app did not start in {PATIENCE} s")
             time.sleep(0.5)
         asyncio.run(post_all(url, WARM_UP, 1))
         assert bare.process is not None
