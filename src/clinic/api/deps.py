@@ -116,7 +116,7 @@ async def _intake(
 
 IntakeState = Annotated[Intake, Depends(_intake)]
 """This process's hand-overs, per-client rate and view of the backlog, and the staff
-member booking if a staff token came (401 or 403 if it is not one), for ``POST /book``."""
+member booking if a staff token came (403 if it is not one), for ``POST /book``."""
 
 
 TOKEN_OPTIONAL: dict[str, Any] = {"security": [{}]}
