@@ -100,12 +100,12 @@ def running(command: str, log: Path, env: dict[str, str] | None = None) -> Itera
         service.terminate()
 
 
-def wait_until_up(base_url: str, timeout: float = 40.0) -> None:
-    """Wait for the API's /ready to answer 200."""
+def wait_until_up(base_url: str, timeout: float = 40.0, path: str = "/ready") -> None:
+    """Wait for the API's /ready (or another app's ``path``) to answer 200."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{base_url}/ready", timeout=2).status_code == 200:
+            if httpx.get(f"{base_url}{path}", timeout=2).status_code == 200:
                 return
         time.sleep(0.2)
     raise AssertionError(f"{base_url} did not become ready within {timeout}s")
