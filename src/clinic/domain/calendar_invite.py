@@ -10,14 +10,17 @@ that gets an older invite after a newer one keeps the newer.
 
 The invite names the doctor and the time, never the manage link: calendars are
 shared and synchronised far more widely than an inbox.
+
+An invite is always the same twelve properties, so their lines are written here:
+icalendar's object model, built and serialised for each email, was most of the
+notification worker's work in composing one (docs/performance.md). The tests read
+every invite back with icalendar, hostile names and long addresses included.
 """
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from email.utils import parseaddr
 from urllib.parse import urlsplit
-
-from icalendar import Calendar, Event, vCalAddress
 
 from clinic.clock import utcnow
 from clinic.messages import BookingStatus, BookingStatusChanged, Language, MoveDecided
@@ -31,6 +34,13 @@ SUMMARIES = {
     Language.EN: ("Medical appointment", "Appointment with {doctor}"),
 }
 PRODUCT = "-//clinic//appointments//EN"
+LINE_OCTETS = 75
+"""The longest a line may be, its line break aside (RFC 5545 section 3.1)."""
+# Dropped from both kinds of value: every control character but the tab and the line
+# break, which each kind writes in its own way.
+_CONTROLS: dict[int, str | None] = {c: None for c in (*range(0x20), 0x7F) if c not in (9, 10)}
+_TEXT = _CONTROLS | str.maketrans({"\\": "\\\\", ";": "\\;", ",": "\\,", "\n": "\\n"})
+_PARAMETER = _CONTROLS | str.maketrans({"^": "^^", "\n": "^n", '"': "^'"})
 
 
 @dataclass(frozen=True)
@@ -41,15 +51,67 @@ class CalendarInvite:
     text: str
 
 
-def organizer() -> vCalAddress:
-    """The clinic, as the organizer every invite must name: ``CLINIC_EMAIL_FROM``."""
+def text_value(text: str) -> str:
+    """``text`` as an iCalendar TEXT value: a line break as ``\\n``, backslashes,
+    semicolons and commas escaped, other control characters dropped (section 3.3.11)."""
+    return _one_kind_of_line_break(text).translate(_TEXT)
+
+
+def parameter_value(text: str) -> str:
+    """``text`` as a parameter's value: control characters dropped, ``^``, line breaks
+    and double quotes caret-encoded (RFC 6868), and quoted where it holds ``,;:`` or a
+    backslash (unquoted, a backslash before the ``:`` reads as an escape to some parsers,
+    icalendar's among them)."""
+    text = _one_kind_of_line_break(text).translate(_PARAMETER)
+    return f'"{text}"' if any(mark in text for mark in ",;:\\") else text
+
+
+def _one_kind_of_line_break(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def folded(line: str) -> str:
+    """One content line, folded into lines of at most 75 octets: each fold a CRLF and a
+    space, never inside a character's UTF-8 bytes nor between an escape's two
+    characters (``\\,``, ``^n``), which some calendars misread."""
+    octets = line.encode()
+    pieces: list[bytes] = []
+    start, room = 0, LINE_OCTETS
+    while len(octets) - start > room:
+        end = start + room
+        while octets[end] & 0xC0 == 0x80:  # a continuation byte: the character goes on
+            end -= 1
+        end -= _opens_an_escape(octets, start, end)
+        pieces.append(octets[start:end])
+        start, room = end, LINE_OCTETS - 1  # the next line starts with the fold's space
+    pieces.append(octets[start:])
+    return b"\r\n ".join(pieces).decode()
+
+
+def _opens_an_escape(octets: bytes, start: int, end: int) -> int:
+    """1 if the piece ``octets[start:end]`` ends in the first character of an escape:
+    an odd run of ``\\`` (or of ``^``) at its end; else 0."""
+    last = octets[end - 1]
+    if last not in b"\\^":
+        return 0
+    run = 1
+    while end - run > start and octets[end - run - 1] == last:
+        run += 1
+    return run % 2
+
+
+def timestamp(moment: datetime) -> str:
+    """A DATE-TIME in UTC, the form every calendar reads the same (section 3.3.5)."""
+    return moment.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def organizer() -> str:
+    """The ORGANIZER property every invite must have: the clinic, ``CLINIC_EMAIL_FROM``."""
     name, address = parseaddr(settings.email_from)
     if "@" not in address:  # the log sender needs no From; the invite still needs one
         address = f"citas@{urlsplit(settings.public_url).hostname}"
-    organizer = vCalAddress(f"mailto:{address}")
-    if name:
-        organizer.params["CN"] = name
-    return organizer
+    common_name = f";CN={parameter_value(name)}" if name else ""
+    return f"ORGANIZER{common_name}:mailto:{address}"
 
 
 def calendar_invite(
@@ -65,24 +127,26 @@ def calendar_invite(
         method = METHODS.get(event.status)
     if method is None:
         return None
-    calendar = Calendar()
-    calendar.add("prodid", PRODUCT)
-    calendar.add("version", "2.0")
-    calendar.add("method", method)
-    appointment = Event()
-    appointment.add("uid", event.booking_id)
-    appointment.add("sequence", event.revision)
-    appointment.add("dtstamp", utcnow())
-    appointment.add("dtstart", event.date)
-    appointment.add("dtend", event.date + timedelta(minutes=minutes))
     anyone, with_doctor = SUMMARIES[booking.language]
     summary = with_doctor.format(doctor=event.doctor_name) if event.doctor_name else anyone
-    appointment.add("summary", summary)
-    appointment.add("status", "CONFIRMED" if method == "REQUEST" else "CANCELLED")
-    appointment.add("organizer", organizer())
-    # The patient's own calendar: no answer is asked for, the clinic has confirmed it.
-    attendee = vCalAddress(f"mailto:{booking.patient_email}")
-    attendee.params.update({"ROLE": "REQ-PARTICIPANT", "PARTSTAT": "ACCEPTED", "RSVP": "FALSE"})
-    appointment.add("attendee", attendee)
-    calendar.add_component(appointment)
-    return CalendarInvite(method, calendar.to_ical().decode())
+    lines = [
+        "BEGIN:VCALENDAR",
+        "VERSION:2.0",
+        f"PRODID:{PRODUCT}",
+        f"METHOD:{method}",
+        "BEGIN:VEVENT",
+        f"UID:{event.booking_id}",
+        f"SEQUENCE:{event.revision}",
+        f"DTSTAMP:{timestamp(utcnow())}",
+        f"DTSTART:{timestamp(event.date)}",
+        f"DTEND:{timestamp(event.date + timedelta(minutes=minutes))}",
+        f"SUMMARY:{text_value(summary)}",
+        f"STATUS:{'CONFIRMED' if method == 'REQUEST' else 'CANCELLED'}",
+        organizer(),
+        # The patient's own calendar: no answer is asked for, the clinic has confirmed it.
+        "ATTENDEE;ROLE=REQ-PARTICIPANT;PARTSTAT=ACCEPTED;RSVP=FALSE:"
+        f"mailto:{booking.patient_email}",
+        "END:VEVENT",
+        "END:VCALENDAR",
+    ]
+    return CalendarInvite(method, "".join(f"{folded(line)}\r\n" for line in lines))
