@@ -11,6 +11,8 @@ to be retried. No error raised here quotes the server's reply text, which can
 name the recipient.
 """
 
+import asyncio
+import socket
 from email import policy
 from email.headerregistry import BaseHeader, HeaderRegistry
 from email.message import EmailMessage
@@ -79,6 +81,7 @@ class SmtpSender:
         self._options = connection_options(url, timeout)
         self._sender = sender
         self._domain = parseaddr(sender)[1].rpartition("@")[2] or "localhost"
+        self._local_hostname: str | None = None
 
     def message(self, email: Email) -> EmailMessage:
         """``email`` as an RFC 5322 message from the clinic."""
@@ -112,8 +115,14 @@ class SmtpSender:
 
     async def send(self, email: Email) -> None:
         """Hand ``email`` to the server; ``EmailRefused`` on a 5xx, another error to retry."""
+        if self._local_hostname is None:
+            # The name this host greets the server with; aiosmtplib would look it up, in
+            # a thread of its own, for every connection.
+            self._local_hostname = await asyncio.to_thread(socket.getfqdn)
         try:
-            await aiosmtplib.send(self.message(email), **self._options)
+            await aiosmtplib.send(
+                self.message(email), local_hostname=self._local_hostname, **self._options
+            )
         except aiosmtplib.SMTPConnectResponseError as exc:
             # A greeting of 5xx refuses the connection, not this email: retried.
             raise SmtpUnavailable(
