@@ -1,7 +1,9 @@
-"""What every benchmark run needs: its own vhost and database, the real processes, RSS.
+"""What every benchmark run needs: its own vhost, database and mail server, the real
+processes, RSS.
 
 Needs RabbitMQ at 127.0.0.1:5672 (guest/guest) and ``rabbitmqctl``; starts a
-SecantusDB server unless ``CLINIC_MONGO_URL`` is set.
+SecantusDB server unless ``CLINIC_MONGO_URL`` is set, and ``clinic dev``'s inbox
+as the notification worker's SMTP server.
 """
 
 import contextlib
@@ -138,6 +140,7 @@ class Clinic:
 
     def __post_init__(self) -> None:
         self.vhost = f"clinic-bench-{self.run_id}"
+        self.mail = self.workdir / f"mail-{self.run_id}"
         self.db_name = f"clinic_bench_{self.run_id}"
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
@@ -156,6 +159,10 @@ class Clinic:
             "CLINIC_MAX_PENDING": "1000000000",
             **self.env,
         }
+
+    def emails_received(self) -> int:
+        """The emails the run's mail server has taken (each one file, written whole)."""
+        return sum(1 for _ in self.mail.glob("*.eml"))
 
     def start(self, name: str, command: str | None = None) -> Service:
         """Start a service by its compose name (its compose command line), or ``command``."""
@@ -216,9 +223,26 @@ class Clinic:
             database_server(self.workdir / f"db-{self.run_id}", self.wrapper)
         )
         self.env["CLINIC_MONGO_URL"] = self.mongo_url
+        self._start_mail_server()
         rabbitmqctl("add_vhost", self.vhost)
         rabbitmqctl("set_permissions", "-p", self.vhost, "guest", ".*", ".*", ".*")
         return self
+
+    def _start_mail_server(self) -> None:
+        """A mail server of the run's own for the notification worker: emails leave as
+        they do in production, over SMTP, built and sent by the worker. Not measured:
+        in production the mail server is not on the clinic's machines."""
+        port = free_port()
+        command = f"python -m clinic.mail.dev_inbox --port {port} --folder {self.mail}"
+        inbox = Service(command, self.workdir / f"{self.run_id}-mail.log").start()
+        self._resources.callback(inbox.terminate)
+        deadline = time.monotonic() + 30
+        while b"inbox listening" not in inbox.log.read_bytes():
+            if time.monotonic() > deadline or not inbox.running:
+                raise RuntimeError(f"the mail server did not start:\n{inbox.log.read_text()}")
+            time.sleep(0.05)
+        self.env["CLINIC_SMTP_URL"] = f"smtp://127.0.0.1:{port}?tls=off"
+        self.env["CLINIC_EMAIL_FROM"] = "Clínica <citas@clinic.example>"
 
     def __exit__(self, *exc: object) -> None:
         for service in self.services.values():

@@ -62,18 +62,13 @@ def _instructions(pid: int) -> int:
     )
 
 
-def _emails(clinic: Clinic) -> int:
-    """The emails the notification worker has sent (the log sender writes a line each)."""
-    return clinic.services["notification-worker"].log.read_text().count(" email to ")
-
-
 def _settle(clinic: Clinic, emails: int) -> None:
     """Wait until ``emails`` emails have gone out and no queue holds a message."""
     deadline = time.monotonic() + PATIENCE
-    while _emails(clinic) < emails or _queued(clinic):
+    while clinic.emails_received() < emails or _queued(clinic):
         if time.monotonic() > deadline:
             raise RuntimeError(
-                f"after {PATIENCE} s, {_emails(clinic)} of {emails} emails sent and "
+                f"after {PATIENCE} s, {clinic.emails_received()} of {emails} emails sent and "
                 f"{_queued(clinic)} messages still queued"
             )
         time.sleep(0.5)
@@ -103,7 +98,7 @@ def count_clinic(workdir: Path, env: dict[str, str], wrapper: tuple[str, ...]) -
         }
         if clinic.database_pid is not None:
             pids["database"] = clinic.database_pid
-        sent = _emails(clinic)
+        sent = clinic.emails_received()
         for pid in pids.values():
             _control("--zero", str(pid))
         asyncio.run(post_all(clinic.base_url, BOOKINGS, 1, first_number=WARM_UP))
