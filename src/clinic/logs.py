@@ -171,6 +171,11 @@ def configure_logging(level: str | None = None, log_format: LogFormat | None = N
     clinic.handlers.clear()  # what an earlier version of this function installed
     clinic.propagate = True
     clinic.setLevel((level or settings.log_level).upper())
+    # No line names its source file, function or thread: logging need not look them up
+    # for every record, walking the caller's stack (the logging HOWTO's "Optimization").
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logMultiprocessing = False
     logging.captureWarnings(True)
     # Python prints an exception it cannot raise (in a finaliser, or in a coroutine
     # collected at exit) straight to stderr, as lines no log shipper can parse. A hook
