@@ -3,9 +3,12 @@ server's refusals added.
 
 Addresses starting with ``refused`` get ``550`` (the mailbox does not exist), as a
 real server answers; those starting with ``greylisted`` get ``451`` (try again later)
-the first time, as greylisting servers do, and are taken the second.
+the first time, as greylisting servers do, and are taken the second. An email to an
+address starting with ``slow`` is answered only after ``SLOW`` seconds, as a server
+under load answers.
 """
 
+import asyncio
 import email
 from collections.abc import Awaitable, Callable
 from email.message import EmailMessage
@@ -16,6 +19,9 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from clinic.mail.dev_inbox import DevInbox, SaveToFolder
 
+SLOW = 2.0
+"""Seconds the server takes to answer an email to a ``slow...`` address."""
+
 
 class MailServer(SaveToFolder):
     """The inbox's handler, refusing some recipients; ``recipients`` lists every RCPT seen."""
@@ -23,6 +29,8 @@ class MailServer(SaveToFolder):
     def __init__(self, folder: Path) -> None:
         super().__init__(folder)
         self.recipients: list[str] = []
+        self.connections: list[object] = []
+        """The client's end of the connection each email came over."""
 
     async def handle_RCPT(  # noqa: N802 (aiosmtpd's name)
         self,
@@ -40,6 +48,12 @@ class MailServer(SaveToFolder):
             return f"451 4.7.1 <{address}>: greylisted, try again later"
         envelope.rcpt_tos.append(address)
         return "250 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802 (aiosmtpd's name)
+        if any(address.startswith("slow") for address in envelope.rcpt_tos):
+            await asyncio.sleep(SLOW)
+        self.connections.append(session.peer)
+        return await super().handle_DATA(server, session, envelope)
 
 
 def start(folder: Path, port: int) -> tuple[DevInbox, MailServer]:

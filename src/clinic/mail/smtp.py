@@ -5,6 +5,10 @@ a server that does not offer it; ``smtps://...:465`` speaks TLS from the start;
 ``smtp://host:1025?tls=off`` sends in the clear, for a mail sink on the same host
 or network (Mailpit, ``clinic dev``'s inbox). Certificates are verified.
 
+A connection that has just delivered an email is kept for the next one, for a few
+seconds: connecting, greeting, the TLS handshake and logging in cost more than
+the email itself. Emails sent at once each have a connection of their own.
+
 A reply of 5xx is the server's final word: ``EmailRefused``, and the email is
 parked. Anything else that fails (a 4xx, a refused connection, a timeout) raises
 to be retried. No error raised here quotes the server's reply text, which can
@@ -13,45 +17,21 @@ name the recipient.
 
 import asyncio
 import socket
-from email import policy
-from email.headerregistry import BaseHeader, HeaderRegistry
-from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid, parseaddr
+import time
 from typing import Any, NoReturn
 from urllib.parse import unquote, urlsplit
-from uuid import uuid4
 
 import aiosmtplib
 
-from clinic.clock import utcnow
+from clinic.mail.mime import MessageWriter
 from clinic.mail.outgoing import Email, EmailRefused
 
-
-class _HeaderClasses(HeaderRegistry):
-    """The standard library's header classes, each made once.
-
-    ``HeaderRegistry`` makes a new class for every header it parses, on every lookup:
-    a quarter of building an email out of its parts."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._made: dict[str, type[BaseHeader]] = {}
-
-    def __getitem__(self, name: str) -> type[BaseHeader]:
-        key = name.lower()
-        if (made := self._made.get(key)) is None:
-            made = self._made[key] = super().__getitem__(name)
-        return made
-
-
-EMAIL_POLICY = policy.default.clone(header_factory=_HeaderClasses())
-"""The standard library's default policy for emails, with its header classes made once."""
-
-
-def _boundary() -> str:
-    # The standard library would make one and compile a regular expression to check
-    # that no part holds it, for each multipart; no part can hold a random UUID.
-    return f"=_{uuid4().hex}"
+REUSE_WITHIN = 5.0
+"""Seconds a connection waits for the next email before it is closed. Far within any
+server's patience (RFC 5321 asks servers to wait five minutes), so a kept connection
+is not one the server is hanging up on."""
+KEEP_AT_MOST = 8
+"""Connections kept waiting at once; the others are closed when their email is sent."""
 
 
 class SmtpUnavailable(Exception):  # noqa: N818 - it names the situation, not an error kind
@@ -75,54 +55,33 @@ def connection_options(url: str, timeout: float) -> dict[str, Any]:
 
 
 class SmtpSender:
-    """Delivers each email to the SMTP server at ``url``, from ``sender``; one connection each."""
+    """Delivers each email to the SMTP server at ``url``, from ``sender``."""
 
     def __init__(self, url: str, sender: str, timeout: float) -> None:
         self._options = connection_options(url, timeout)
-        self._sender = sender
-        self._domain = parseaddr(sender)[1].rpartition("@")[2] or "localhost"
+        self._writer = MessageWriter(sender)
         self._local_hostname: str | None = None
-
-    def message(self, email: Email) -> EmailMessage:
-        """``email`` as an RFC 5322 message from the clinic."""
-        message = EmailMessage(policy=EMAIL_POLICY)
-        message["From"] = self._sender
-        message["To"] = email.to
-        message["Subject"] = email.subject
-        message["Date"] = format_datetime(utcnow())
-        message["Message-ID"] = (
-            f"<{email.reference}@{self._domain}>"
-            if email.reference
-            else make_msgid(domain=self._domain)
-        )
-        message.set_content(email.body)
-        if email.html or email.calendar:
-            message.make_alternative(boundary=_boundary())
-        if email.html:
-            message.add_alternative(email.html, subtype="html")
-        if email.calendar:
-            # Both ways calendars look for it: an alternative part, which mail clients
-            # offer to add to the calendar, and a file for those that show attachments.
-            # As bytes, so its lines keep the CRLF endings RFC 5545 asks for.
-            invite, method = email.calendar.encode(), {"method": email.calendar_method}
-            message.add_alternative(invite, "text", "calendar", params=method)
-            message.make_mixed(boundary=_boundary())
-            message.add_attachment(invite, "text", "calendar", params=method, filename="invite.ics")
-        # After the parts: setting content clears the Content-* headers.
-        if email.language:
-            message["Content-Language"] = email.language
-        return message
+        self._waiting: list[tuple[aiosmtplib.SMTP, float]] = []
+        """Connected clients with no email to send, and since when, the latest last."""
 
     async def send(self, email: Email) -> None:
         """Hand ``email`` to the server; ``EmailRefused`` on a 5xx, another error to retry."""
-        if self._local_hostname is None:
-            # The name this host greets the server with; aiosmtplib would look it up, in
-            # a thread of its own, for every connection.
-            self._local_hostname = await asyncio.to_thread(socket.getfqdn)
+        message = self._writer.message(email)
+        client, sent = self._kept(), False
         try:
-            await aiosmtplib.send(
-                self.message(email), local_hostname=self._local_hostname, **self._options
-            )
+            if client is None:
+                client = await self._connect()
+            await client.send_message(message)
+            sent = True
+        except aiosmtplib.SMTPNotSupported:
+            if client is not None and client.is_connected:  # connected: the email's fault
+                raise EmailRefused(
+                    "the mail server takes no international address (SMTPUTF8), permanent"
+                ) from None
+            raise SmtpUnavailable(
+                "the mail server offers no STARTTLS, which CLINIC_SMTP_URL asks for "
+                "(?tls=off sends in the clear, to a sink on this host or network)"
+            ) from None
         except aiosmtplib.SMTPConnectResponseError as exc:
             # A greeting of 5xx refuses the connection, not this email: retried.
             raise SmtpUnavailable(
@@ -133,11 +92,42 @@ class SmtpSender:
             _raise_for(codes, "refused the recipient")
         except aiosmtplib.SMTPResponseException as exc:
             _raise_for([exc.code], f"refused the email ({type(exc).__name__})")
-        except aiosmtplib.SMTPNotSupported:
-            raise SmtpUnavailable(
-                "the mail server offers no STARTTLS, which CLINIC_SMTP_URL asks for "
-                "(?tls=off sends in the clear, to a sink on this host or network)"
-            ) from None
+        finally:
+            # Kept only once its email is sent: a send that failed, timed out or was
+            # cancelled may have left the connection anywhere in a transaction.
+            if client is not None and not self._keep(client, sent):
+                client.close()  # no QUIT to wait for: the email is delivered, or failed
+
+    async def _connect(self) -> aiosmtplib.SMTP:
+        if self._local_hostname is None:
+            # The name this host greets the server with; aiosmtplib would look it up, in
+            # a thread of its own, for every connection.
+            self._local_hostname = await asyncio.to_thread(socket.getfqdn)
+        client = aiosmtplib.SMTP(local_hostname=self._local_hostname, **self._options)
+        try:
+            await client.connect()  # and STARTTLS, and the login, as the URL asks
+        except BaseException:
+            client.close()
+            raise
+        return client
+
+    def _kept(self) -> aiosmtplib.SMTP | None:
+        """The connection that waited least, if it is still open and fresh; the others that
+        waited too long are closed."""
+        now = time.monotonic()
+        while self._waiting:
+            client, since = self._waiting.pop()
+            if client.is_connected and now - since < REUSE_WITHIN:
+                return client
+            client.close()
+        return None
+
+    def _keep(self, client: aiosmtplib.SMTP, sent: bool) -> bool:
+        """Keep ``client`` for the next email if it sent its own and there is room."""
+        if sent and client.is_connected and len(self._waiting) < KEEP_AT_MOST:
+            self._waiting.append((client, time.monotonic()))
+            return True
+        return False
 
 
 def _raise_for(codes: list[int], what: str) -> NoReturn:
