@@ -1,6 +1,6 @@
 """The SMTP sender's connections, against a real server on loopback: emails one after
-another share one, emails at once each have their own, and a connection whose email
-failed or was cut short is never used again.
+another share one, emails at once each have their own, none is held open once the
+emails stop, and a connection whose email failed or was cut short is never used again.
 
 A mail provider counts connections as well as emails, and a TLS handshake costs more
 than the email it carries; a connection left in the middle of a transaction would
@@ -8,6 +8,7 @@ garble the next email.
 """
 
 import asyncio
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,10 +16,11 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from clinic.embedded_db import free_port
-from clinic.mail import Email, EmailRefused
+from clinic.mail import Email, EmailRefused, smtp
 from clinic.mail.dev_inbox import DevInbox
 from clinic.mail.smtp import SmtpSender
 from tests import smtp_server
+from tests.integration import wait_for
 
 CLINIC = "Clínica de prueba <citas@clinic.test>"
 
@@ -74,6 +76,28 @@ async def test_emails_at_once_each_arrive_whole_over_connections_of_their_own(
     assert arrived(server) == sorted((e.to, f"<{e.reference}@clinic.test>") for e in emails)
     # Twelve at once took twelve connections; the next twelve reused those kept.
     assert 12 <= len(set(handler.connections)) < 24
+
+
+async def test_connections_left_waiting_are_closed_once_the_emails_stop(
+    mail_server: tuple[DevInbox, smtp_server.MailServer],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A mail server gives each client a few connections: none is held open for nothing.
+    server, handler = mail_server
+    monkeypatch.setattr(smtp, "REUSE_WITHIN", 0.2)
+    caplog.set_level(logging.INFO, logger="mail.log")  # the server's log (aiosmtpd)
+    sender = SmtpSender(server.url, CLINIC, timeout=10)
+
+    await asyncio.gather(*(sender.send(email_to(f"p{n}@example.com", n)) for n in range(3)))
+
+    async def all_closed() -> bool:
+        # The server logs each connection's end with its peer (the first, its own check).
+        lines = [r for r in caplog.records if r.msg == "%r connection lost"]
+        closed = {r.args[0] for r in lines if isinstance(r.args, tuple)}
+        return len(set(handler.connections)) == 3 and set(handler.connections) <= closed
+
+    await wait_for(all_closed, within=10)
 
 
 async def test_after_a_refusal_or_a_send_cut_short_the_next_email_arrives_whole(

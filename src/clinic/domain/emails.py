@@ -39,7 +39,13 @@ async def default_email_sender() -> EmailSender:
 @cache
 def _configured_sender() -> EmailSender:
     if settings.smtp_url:
-        return SmtpSender(settings.smtp_url, settings.email_from, settings.email_send_timeout)
+        return SmtpSender(
+            settings.smtp_url,
+            settings.email_from,
+            settings.email_send_timeout,
+            # As many as the worker sends at once: under load, each is used again.
+            keep=settings.prefetch,
+        )
     return LogEmailSender()
 
 

@@ -7,7 +7,9 @@ or network (Mailpit, ``clinic dev``'s inbox). Certificates are verified.
 
 A connection that has just delivered an email is kept for the next one, for a few
 seconds: connecting, greeting, the TLS handshake and logging in cost more than
-the email itself. Emails sent at once each have a connection of their own.
+the email itself. Emails sent at once each have a connection of their own, and as
+many connections are kept as the worker sends emails at once, its prefetch: under
+load every email goes over a connection made for an earlier one.
 
 A reply of 5xx is the server's final word: ``EmailRefused``, and the email is
 parked. Anything else that fails (a 4xx, a refused connection, a timeout) raises
@@ -30,8 +32,6 @@ REUSE_WITHIN = 5.0
 """Seconds a connection waits for the next email before it is closed. Far within any
 server's patience (RFC 5321 asks servers to wait five minutes), so a kept connection
 is not one the server is hanging up on."""
-KEEP_AT_MOST = 8
-"""Connections kept waiting at once; the others are closed when their email is sent."""
 
 
 class SmtpUnavailable(Exception):  # noqa: N818 - it names the situation, not an error kind
@@ -57,12 +57,14 @@ def connection_options(url: str, timeout: float) -> dict[str, Any]:
 class SmtpSender:
     """Delivers each email to the SMTP server at ``url``, from ``sender``."""
 
-    def __init__(self, url: str, sender: str, timeout: float) -> None:
+    def __init__(self, url: str, sender: str, timeout: float, keep: int = 8) -> None:
         self._options = connection_options(url, timeout)
         self._writer = MessageWriter(sender)
         self._local_hostname: str | None = None
+        self._keep_at_most = keep
         self._waiting: list[tuple[aiosmtplib.SMTP, float]] = []
         """Connected clients with no email to send, and since when, the latest last."""
+        self._closing: asyncio.TimerHandle | None = None
 
     async def send(self, email: Email) -> None:
         """Hand ``email`` to the server; ``EmailRefused`` on a 5xx, another error to retry."""
@@ -124,10 +126,30 @@ class SmtpSender:
 
     def _keep(self, client: aiosmtplib.SMTP, sent: bool) -> bool:
         """Keep ``client`` for the next email if it sent its own and there is room."""
-        if sent and client.is_connected and len(self._waiting) < KEEP_AT_MOST:
-            self._waiting.append((client, time.monotonic()))
-            return True
-        return False
+        if not (sent and client.is_connected and len(self._waiting) < self._keep_at_most):
+            return False
+        self._waiting.append((client, time.monotonic()))
+        if self._closing is None:
+            loop = asyncio.get_running_loop()
+            self._closing = loop.call_later(REUSE_WITHIN, self._close_unused)
+        return True
+
+    def _close_unused(self) -> None:
+        """Close the connections that waited ``REUSE_WITHIN`` for nothing, so that none
+        is held open after the emails stop; come back for the others."""
+        self._closing = None
+        now = time.monotonic()
+        fresh: list[tuple[aiosmtplib.SMTP, float]] = []
+        for client, since in self._waiting:
+            if now - since < REUSE_WITHIN:
+                fresh.append((client, since))
+            else:
+                client.close()
+        self._waiting = fresh
+        if fresh:
+            oldest = fresh[0][1]  # kept in the order they were kept
+            loop = asyncio.get_running_loop()
+            self._closing = loop.call_later(oldest + REUSE_WITHIN - now, self._close_unused)
 
 
 def _raise_for(codes: list[int], what: str) -> NoReturn:
