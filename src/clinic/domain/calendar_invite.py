@@ -36,8 +36,8 @@ SUMMARIES = {
 PRODUCT = "-//clinic//appointments//EN"
 LINE_OCTETS = 75
 """The longest a line may be, its line break aside (RFC 5545 section 3.1)."""
-# Dropped from both kinds of value: every control character but the tab and the line
-# break, which each kind writes in its own way.
+# Dropped from both kinds of value: every control character but the tab, which both
+# allow, and the line break, which each writes in its own way.
 _CONTROLS: dict[int, str | None] = {c: None for c in (*range(0x20), 0x7F) if c not in (9, 10)}
 _TEXT = _CONTROLS | str.maketrans({"\\": "\\\\", ";": "\\;", ",": "\\,", "\n": "\\n"})
 _PARAMETER = _CONTROLS | str.maketrans({"^": "^^", "\n": "^n", '"': "^'"})
