@@ -119,6 +119,14 @@ class Settings(BaseSettings):
             "Seconds one email send may take; an unfinished send is retried after this long."
         ),
     )
+    smtp_connections: int = Field(
+        10,
+        ge=1,
+        description=(
+            "Most connections one notification worker process holds to the SMTP server; "
+            "more emails at once wait for one. Each is kept for the next email, up to 5 s."
+        ),
+    )
     smtp_url: str = Field(
         "",
         description=(

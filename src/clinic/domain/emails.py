@@ -43,8 +43,7 @@ def _configured_sender() -> EmailSender:
             settings.smtp_url,
             settings.email_from,
             settings.email_send_timeout,
-            # As many as the worker sends at once: under load, each is used again.
-            keep=settings.prefetch,
+            settings.smtp_connections,
         )
     return LogEmailSender()
 

@@ -5,11 +5,11 @@ a server that does not offer it; ``smtps://...:465`` speaks TLS from the start;
 ``smtp://host:1025?tls=off`` sends in the clear, for a mail sink on the same host
 or network (Mailpit, ``clinic dev``'s inbox). Certificates are verified.
 
-A connection that has just delivered an email is kept for the next one, for a few
-seconds: connecting, greeting, the TLS handshake and logging in cost more than
-the email itself. Emails sent at once each have a connection of their own, and as
-many connections are kept as the worker sends emails at once, its prefetch: under
-load every email goes over a connection made for an earlier one.
+A sender holds at most ``CLINIC_SMTP_CONNECTIONS`` connections; more emails at once
+wait for one, since a mail server limits the connections of each client. A connection
+that has just delivered an email is kept for the next one, for a few seconds:
+connecting, greeting, the TLS handshake and logging in cost more than the email
+itself, so under load every email goes over a connection made for an earlier one.
 
 A reply of 5xx is the server's final word: ``EmailRefused``, and the email is
 parked. Anything else that fails (a 4xx, a refused connection, a timeout) raises
@@ -20,6 +20,7 @@ name the recipient.
 import asyncio
 import socket
 import time
+from email.message import EmailMessage
 from typing import Any, NoReturn
 from urllib.parse import unquote, urlsplit
 
@@ -57,11 +58,11 @@ def connection_options(url: str, timeout: float) -> dict[str, Any]:
 class SmtpSender:
     """Delivers each email to the SMTP server at ``url``, from ``sender``."""
 
-    def __init__(self, url: str, sender: str, timeout: float, keep: int = 8) -> None:
+    def __init__(self, url: str, sender: str, timeout: float, connections: int = 10) -> None:
         self._options = connection_options(url, timeout)
         self._writer = MessageWriter(sender)
         self._local_hostname: str | None = None
-        self._keep_at_most = keep
+        self._connections = asyncio.Semaphore(connections)
         self._waiting: list[tuple[aiosmtplib.SMTP, float]] = []
         """Connected clients with no email to send, and since when, the latest last."""
         self._closing: asyncio.TimerHandle | None = None
@@ -69,6 +70,10 @@ class SmtpSender:
     async def send(self, email: Email) -> None:
         """Hand ``email`` to the server; ``EmailRefused`` on a 5xx, another error to retry."""
         message = self._writer.message(email)
+        async with self._connections:
+            await self._send(message)
+
+    async def _send(self, message: EmailMessage) -> None:
         client, sent = self._kept(), False
         try:
             if client is None:
@@ -125,8 +130,8 @@ class SmtpSender:
         return None
 
     def _keep(self, client: aiosmtplib.SMTP, sent: bool) -> bool:
-        """Keep ``client`` for the next email if it sent its own and there is room."""
-        if not (sent and client.is_connected and len(self._waiting) < self._keep_at_most):
+        """Keep ``client`` for the next email if it sent its own."""
+        if not (sent and client.is_connected):
             return False
         self._waiting.append((client, time.monotonic()))
         if self._closing is None:
