@@ -20,7 +20,7 @@ from unittest.mock import MagicMock
 from urllib.parse import urlsplit
 
 # Reads no settings, so it may come before the environment below.
-from clinic.embedded_db import EmbeddedDatabase
+from clinic.embedded_db import EmbeddedDatabase, free_port
 
 RUN_ID = uuid.uuid4().hex[:8]
 VHOST = f"clinic-test-{RUN_ID}"
@@ -87,11 +87,13 @@ from clinic.domain.emails import default_email_sender  # noqa: E402
 from clinic.domain.hand_overs import HandOvers  # noqa: E402
 from clinic.handlers import booking_router, notifications_router, worker_app  # noqa: E402
 from clinic.mail import Email  # noqa: E402
+from clinic.mail.dev_inbox import DevInbox  # noqa: E402
 from clinic.messaging.broker import Publishers  # noqa: E402
 from clinic.messaging.topology import QUEUES, declare_topology  # noqa: E402
 from clinic.settings import settings  # noqa: E402
 from clinic.store.database import connect_database  # noqa: E402
 from clinic.store.documents import DOCUMENT_MODELS  # noqa: E402
+from tests import smtp_server  # noqa: E402
 from tests.stack import Stack  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -235,6 +237,17 @@ class Mailbox:
 def mailbox() -> Mailbox:
     """Where the in-process notification handler's emails go, instead of the log."""
     return Mailbox()
+
+
+@pytest.fixture
+def mail_server(tmp_path: Path) -> Iterator[tuple[DevInbox, smtp_server.MailServer]]:
+    """A real SMTP server on loopback (``tests.smtp_server``), on a port of its own, in
+    this process; the handler tells what it was sent, and over which connections."""
+    server, handler = smtp_server.start(tmp_path / "mail", free_port())
+    try:
+        yield server, handler
+    finally:
+        server.stop()
 
 
 def broker_of(app: FastStream) -> RabbitBroker:

@@ -6,10 +6,8 @@ link is followed through the HTTP API, and the invites are read with icalendar.
 """
 
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
-from pathlib import Path
 
 import pytest
 from faststream import FastStream
@@ -21,7 +19,6 @@ from clinic.domain.calendar_invite import calendar_invite
 from clinic.domain.email_content import compose_email
 from clinic.domain.emails import default_email_sender
 from clinic.domain.manage_tokens import derived_token
-from clinic.embedded_db import free_port
 from clinic.mail.dev_inbox import DevInbox
 from clinic.mail.smtp import SmtpSender
 from clinic.messages import BookingStatus, BookingStatusChanged, Language
@@ -118,15 +115,6 @@ def test_without_a_key_emails_carry_no_link(monkeypatch: pytest.MonkeyPatch) -> 
     assert "/manage/" not in sent.html
 
 
-@pytest.fixture
-def mail_server(tmp_path: Path) -> Iterator[DevInbox]:
-    server, _ = smtp_server.start(tmp_path / "mail", free_port())
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 def parts(message: EmailMessage) -> tuple[str, str, list[Calendar]]:
     """The text, the HTML and every calendar object (alternative and attachment) of an email."""
     text, html = message.get_body(("plain",)), message.get_body(("html",))
@@ -141,10 +129,12 @@ def parts(message: EmailMessage) -> tuple[str, str, list[Calendar]]:
 
 
 async def test_the_patient_follows_the_emails_link_to_cancel_and_their_calendar_follows(
-    client_and_handlers: AsyncClient, both_handlers: FastStream, mail_server: DevInbox
+    client_and_handlers: AsyncClient,
+    both_handlers: FastStream,
+    mail_server: tuple[DevInbox, smtp_server.MailServer],
 ) -> None:
-    client = client_and_handlers
-    sender = SmtpSender(mail_server.url, CLINIC, settings.email_send_timeout)
+    client, (server, _) = client_and_handlers, mail_server
+    sender = SmtpSender(server.url, CLINIC, settings.email_send_timeout)
     date = (utcnow() + timedelta(days=30)).replace(hour=10, minute=30, second=0, microsecond=0)
     with broker_of(both_handlers).provider.scope(default_email_sender, lambda: sender):
         created = await client.post(
@@ -157,7 +147,7 @@ async def test_the_patient_follows_the_emails_link_to_cancel_and_their_calendar_
             },
         )
         assert created.status_code == 202, created.text
-        [confirmation] = await wait_for(smtp_server.emails_in(mail_server.folder, 1))
+        [confirmation] = await wait_for(smtp_server.emails_in(server.folder, 1))
 
         text, html, invites = parts(confirmation)
         booking_id, token = LINK.findall(text)[0]
@@ -174,7 +164,7 @@ async def test_the_patient_follows_the_emails_link_to_cancel_and_their_calendar_
         assert opened.json()["patientEmail"] == "ann@example.com"
         cancelled = await client.post(f"/booking/{booking_id}/cancel", headers=bearer(token))
         assert cancelled.json()["status"] == "cancelled"
-        _, cancellation = await wait_for(smtp_server.emails_in(mail_server.folder, 2))
+        _, cancellation = await wait_for(smtp_server.emails_in(server.folder, 2))
 
     text, _, invites = parts(cancellation)
     assert "is cancelled" in text

@@ -10,7 +10,6 @@ import re
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -34,16 +33,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("clean_db")]
 CLINIC = "Clínica de prueba <citas@clinic.test>"
 PATIENT = "Juan Pérez"
 """The name ``stored_booking`` books under."""
-
-
-@pytest.fixture
-def mail_server(tmp_path: Path) -> Iterator[tuple[DevInbox, smtp_server.MailServer]]:
-    """The tests' SMTP server on a port of its own, in this process."""
-    server, handler = smtp_server.start(tmp_path / "mail", free_port())
-    try:
-        yield server, handler
-    finally:
-        server.stop()
 
 
 async def decided_over_smtp(workers: FastStream, server: DevInbox, address: str) -> Booking:

@@ -10,7 +10,6 @@ garble the next email.
 
 import asyncio
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,15 +23,6 @@ from tests import smtp_server
 from tests.integration import wait_for
 
 CLINIC = "Clínica de prueba <citas@clinic.test>"
-
-
-@pytest.fixture
-def mail_server(tmp_path: Path) -> Iterator[tuple[DevInbox, smtp_server.MailServer]]:
-    server, handler = smtp_server.start(tmp_path / "mail", free_port())
-    try:
-        yield server, handler
-    finally:
-        server.stop()
 
 
 def email_to(address: str, n: int = 0) -> Email:
