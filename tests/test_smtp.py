@@ -46,14 +46,19 @@ async def decided_over_smtp(workers: FastStream, server: DevInbox, address: str)
     return booking
 
 
+# An international address (RFC 6531), which the API takes, goes over SMTPUTF8.
+@pytest.mark.parametrize("address", ["ana.ruiz@example.com", "josé.núñez@ejemplo.es"])
 async def test_a_decision_reaches_the_patient_over_smtp_from_the_clinic(
-    workers: FastStream, mail_server: tuple[DevInbox, smtp_server.MailServer], rabbit_vhost: str
+    workers: FastStream,
+    mail_server: tuple[DevInbox, smtp_server.MailServer],
+    rabbit_vhost: str,
+    address: str,
 ) -> None:
     server, _ = mail_server
-    booking = await decided_over_smtp(workers, server, "ana.ruiz@example.com")
+    booking = await decided_over_smtp(workers, server, address)
     [message] = smtp_server.received(server.folder)
     assert message["From"] == CLINIC
-    assert message["To"] == "ana.ruiz@example.com"
+    assert message["To"] == address
     # In Spanish, the bookings' default language, in a text and an HTML part.
     assert str(message["Subject"]).startswith("Su cita está confirmada: ")
     assert message["Content-Language"] == "es"

@@ -43,7 +43,11 @@ class DevInbox:
     ) -> None:
         self.folder = folder
         self.url = f"smtp://{host}:{port}?tls=off"
-        self._controller = Controller(handler or SaveToFolder(folder), hostname=host, port=port)
+        # SMTPUTF8, as Mailpit and most providers offer: the API takes international
+        # addresses (josé@ejemplo.es), which only SMTPUTF8 can carry.
+        self._controller = Controller(
+            handler or SaveToFolder(folder), hostname=host, port=port, enable_SMTPUTF8=True
+        )
 
     def start(self) -> None:
         """Listen; return once the server answers."""

@@ -1,81 +1,177 @@
-"""An email as the MIME message an SMTP server takes (RFC 5322 and 2045-2049).
+"""An email as the bytes an SMTP server takes: an RFC 5322 message in MIME (RFC 2045-2049).
 
 The words in plain text and in HTML are alternatives of each other, and so is the
 calendar invite, which mail clients offer to add to the calendar; the invite is
 also attached as ``invite.ics``, for the clients that only show attachments.
 
-Built with the standard library's email package. Two of its costs, the largest in
-sending an email (docs/performance.md), are avoided without leaving it: its header
-registry makes a new class for every header it parses, and for each multipart it
-compiles a regular expression to check that no part holds the boundary it made.
+Every email has the same shape, so it is written out directly rather than built as
+a tree of the standard library's ``EmailMessage`` and flattened: that parses each
+header it is given and folds it again on the way out, and was most of what the
+notification worker did (docs/performance.md). Each piece is still encoded by the
+standard library: the text as quoted-printable, the invite as base64, non-ASCII in
+the subject as RFC 2047 encoded words, and the From header once, at startup.
+Everything but an international address (RFC 6532) is 7-bit ASCII, so any server
+takes it; lines end in CRLF and none is longer than 78 characters.
 """
 
+import re
+from binascii import b2a_base64, b2a_qp
+from dataclasses import dataclass
 from email import policy
-from email.headerregistry import BaseHeader, HeaderRegistry
-from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid, parseaddr
+from email.headerregistry import Address
+from email.utils import format_datetime, make_msgid
 from uuid import uuid4
 
 from clinic.clock import utcnow
-from clinic.mail.outgoing import Email
+from clinic.mail.outgoing import Email, EmailRefused
+
+_ATEXT = r"[^\x00-\x20\x7f()<>\[\]:;@\\,.\"]+"
+ADDRESS = re.compile(rf"{_ATEXT}(?:\.{_ATEXT})*@{_ATEXT}(?:\.{_ATEXT})*")
+"""An address written as itself in a header: dot-atoms (RFC 5322 3.4.1), in UTF-8 for an
+international one. It is every address the API takes; nothing in it can end a header."""
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_LINE = 78
+"""The longest line RFC 5322 (2.1.1) asks for, without its CRLF."""
+_WORD_BYTES = 39
+"""UTF-8 bytes in one encoded word: 52 characters of base64, 64 with the word's marks,
+so that ``Subject:`` and one word fit in a line (RFC 2047 asks for at most 76)."""
 
 
-class _HeaderClasses(HeaderRegistry):
-    """The standard library's header classes, each made once, not once per header."""
+@dataclass(frozen=True)
+class Message:
+    """One email as SMTP sends it: the envelope's addresses and the message's bytes."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._made: dict[str, type[BaseHeader]] = {}
-
-    def __getitem__(self, name: str) -> type[BaseHeader]:
-        key = name.lower()
-        if (made := self._made.get(key)) is None:
-            made = self._made[key] = super().__getitem__(name)
-        return made
-
-
-EMAIL_POLICY = policy.default.clone(header_factory=_HeaderClasses())
-"""The standard library's default policy for emails, with its header classes made once."""
-
-
-def _boundary() -> str:
-    # No part can hold a random UUID: nothing to check, unlike a boundary of the
-    # standard library's own making.
-    return f"=_{uuid4().hex}"
+    sender: str
+    recipient: str
+    data: bytes
+    international: bool
+    """The message holds a UTF-8 address: only a server offering SMTPUTF8 takes it."""
 
 
 class MessageWriter:
     """Writes the clinic's emails as MIME messages from ``sender`` (``CLINIC_EMAIL_FROM``)."""
 
     def __init__(self, sender: str) -> None:
-        # Parsed once: the same From heads every email.
-        self._from = EMAIL_POLICY.header_factory("From", sender)
-        self._domain = parseaddr(sender)[1].rpartition("@")[2] or "localhost"
+        # Parsed and folded once, by the standard library: the same From heads every
+        # email, and the setting may hold any display name.
+        header = policy.default.header_factory("From", sender)
+        self._from = {
+            international: header.fold(policy=fold_policy).encode()
+            for international, fold_policy in ((False, policy.SMTP), (True, policy.SMTPUTF8))
+        }
+        address: Address = header.addresses[0]
+        self._sender = address.addr_spec
+        self._domain = address.domain or "localhost"
 
-    def message(self, email: Email) -> EmailMessage:
-        """``email`` as an RFC 5322 message from the clinic."""
-        message = EmailMessage(policy=EMAIL_POLICY)
-        message["From"] = self._from
-        message["To"] = email.to
-        message["Subject"] = email.subject
-        message["Date"] = format_datetime(utcnow())
-        message["Message-ID"] = (
+    def message(self, email: Email) -> Message:
+        """``email`` as an RFC 5322 message from the clinic.
+
+        Raises ``EmailRefused`` for an address that cannot be written in a header,
+        which the API never takes: no server could deliver it.
+        """
+        if not ADDRESS.fullmatch(email.to):
+            raise EmailRefused("the address cannot be written in an email, permanent")
+        international = not (email.to.isascii() and self._sender.isascii())
+        message_id = (
             f"<{email.reference}@{self._domain}>"
             if email.reference
             else make_msgid(domain=self._domain)
         )
-        message.set_content(email.body)
-        if email.html or email.calendar:
-            message.make_alternative(boundary=_boundary())
-        if email.html:
-            message.add_alternative(email.html, subtype="html")
-        if email.calendar:
-            # As bytes, so its lines keep the CRLF endings RFC 5545 asks for.
-            invite, method = email.calendar.encode(), {"method": email.calendar_method}
-            message.add_alternative(invite, "text", "calendar", params=method)
-            message.make_mixed(boundary=_boundary())
-            message.add_attachment(invite, "text", "calendar", params=method, filename="invite.ics")
-        # After the parts: setting content clears the Content-* headers.
+        head = [
+            self._from[international],
+            f"To: {email.to}\r\n".encode(),
+            _subject(email.subject),
+            f"Date: {format_datetime(utcnow())}\r\n".encode(),
+            f"Message-ID: {message_id}\r\n".encode(),
+            b"MIME-Version: 1.0\r\n",
+        ]
         if email.language:
-            message["Content-Language"] = email.language
-        return message
+            head.append(f"Content-Language: {email.language}\r\n".encode())
+        data = b"".join(head) + _content(email)
+        return Message(self._sender, email.to, data, international)
+
+
+def _content(email: Email) -> bytes:
+    """The message's Content-Type header, a blank line and its body: the text alone, or
+    the text and its alternatives, and the invite attached."""
+    text = _text_part("plain", email.body)
+    if not (email.html or email.calendar):
+        return text
+    alternatives = [text]
+    if email.html:
+        alternatives.append(_text_part("html", email.html))
+    if not email.calendar:
+        return _multipart("alternative", alternatives)
+    invite = _calendar_part(email.calendar, email.calendar_method, attached=False)
+    alternatives.append(invite)
+    attachment = _calendar_part(email.calendar, email.calendar_method, attached=True)
+    return _multipart("mixed", [_multipart("alternative", alternatives), attachment])
+
+
+def _multipart(subtype: str, parts: list[bytes]) -> bytes:
+    # No part can hold a random UUID, and "=_" cannot appear in quoted-printable or
+    # base64: nothing to check.
+    boundary = f"=_{uuid4().hex}".encode()
+    delimiter = b"\r\n--" + boundary + b"\r\n"
+    return b"".join(
+        (
+            b"Content-Type: multipart/" + subtype.encode() + b';\r\n boundary="' + boundary,
+            b'"\r\n\r\n--' + boundary + b"\r\n",
+            delimiter.join(parts),
+            b"\r\n--" + boundary + b"--\r\n",
+        )
+    )
+
+
+def _text_part(subtype: str, text: str) -> bytes:
+    # One kind of line break in, so that each comes out as one CRLF, and the last line
+    # ended, as the standard library's parts end; quoted-printable keeps the lines
+    # short and the text readable, whatever characters it holds.
+    lines = text.replace("\r\n", "\n").replace("\r", "\n")
+    if not lines.endswith("\n"):
+        lines += "\n"
+    body = b2a_qp(lines.encode(), istext=True).replace(b"\n", b"\r\n")
+    return (
+        b"Content-Type: text/" + subtype.encode() + b'; charset="utf-8"\r\n'
+        b"Content-Transfer-Encoding: quoted-printable\r\n\r\n" + body
+    )
+
+
+def _calendar_part(invite: str, method: str, attached: bool) -> bytes:
+    # As base64, so that the invite's lines keep the CRLF endings RFC 5545 asks for.
+    data = invite.encode()
+    body = b"".join(b2a_base64(data[at : at + 57]) for at in range(0, len(data), 57))
+    head = f'Content-Type: text/calendar; charset="utf-8"; method="{method}"'
+    if attached:
+        head += ';\r\n name="invite.ics"\r\nContent-Disposition: attachment; filename="invite.ics"'
+    return (
+        head.encode()
+        + b"\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+        + body.replace(b"\n", b"\r\n")
+    )
+
+
+def _subject(subject: str) -> bytes:
+    """The Subject header: its words folded into short lines, or, if any is not ASCII or
+    is too long for a line, the whole subject as encoded words."""
+    words = _CONTROL.sub(" ", subject).split()
+    if all(word.isascii() and len(word) <= _LINE - len("Subject: ") for word in words):
+        lines, line = [], "Subject:"
+        for word in words:
+            if len(line) + 1 + len(word) > _LINE:
+                lines.append(line)
+                line = ""
+            line += " " + word
+        return "\r\n".join([*lines, line]).encode() + b"\r\n"
+    # Whitespace between encoded words is dropped when they are read: the spaces go
+    # inside them, and each word ends on a whole character.
+    data = " ".join(words).encode()
+    chunks, start = [], 0
+    while start < len(data):
+        end = min(start + _WORD_BYTES, len(data))
+        while end < len(data) and data[end] & 0xC0 == 0x80:  # inside a character
+            end -= 1
+        chunks.append(b"=?utf-8?b?" + b2a_base64(data[start:end], newline=False) + b"?=")
+        start = end
+    return b"Subject: " + b"\r\n ".join(chunks) + b"\r\n"

@@ -20,13 +20,12 @@ name the recipient.
 import asyncio
 import socket
 import time
-from email.message import EmailMessage
 from typing import Any, NoReturn
 from urllib.parse import unquote, urlsplit
 
 import aiosmtplib
 
-from clinic.mail.mime import MessageWriter
+from clinic.mail.mime import Message, MessageWriter
 from clinic.mail.outgoing import Email, EmailRefused
 
 REUSE_WITHIN = 5.0
@@ -73,12 +72,16 @@ class SmtpSender:
         async with self._connections:
             await self._send(message)
 
-    async def _send(self, message: EmailMessage) -> None:
+    async def _send(self, message: Message) -> None:
         client, sent = self._kept(), False
+        # RFC 6531: a server that takes SMTPUTF8 takes 8-bit MIME too.
+        options = ["SMTPUTF8", "BODY=8BITMIME"] if message.international else []
         try:
             if client is None:
                 client = await self._connect()
-            await client.send_message(message)
+            await client.sendmail(
+                message.sender, [message.recipient], message.data, mail_options=options
+            )
             sent = True
         except aiosmtplib.SMTPNotSupported:
             if client is not None and client.is_connected:  # connected: the email's fault
