@@ -126,6 +126,17 @@ def test_whatever_the_words_hold_the_email_reads_back_as_written(
     assert attachment.get_content() == invite
 
 
+@pytest.mark.parametrize(
+    "subject",
+    ["Su cita =?utf-8?b?SGFja2Vk?= mañana", "Your appointment =?utf-8?q?moved?=", "x" * 200],
+)
+def test_a_subject_that_looks_encoded_or_will_not_fold_reads_back_as_written(
+    subject: str,
+) -> None:
+    email = Email(to="ana@example.com", subject=subject, body="Hola", booking_id="b-1")
+    assert read(MessageWriter(CLINIC).message(email).data)["Subject"] == subject
+
+
 def test_a_plain_email_is_one_part_and_ascii() -> None:
     email = Email(to="ana@example.com", subject="Recordatorio", body="Hola", booking_id="b-1")
     written_out = MessageWriter("citas@clinic.test").message(email)

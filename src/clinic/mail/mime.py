@@ -153,10 +153,11 @@ def _calendar_part(invite: str, method: str, attached: bool) -> bytes:
 
 
 def _subject(subject: str) -> bytes:
-    """The Subject header: its words folded into short lines, or, if any is not ASCII or
-    is too long for a line, the whole subject as encoded words."""
+    """The Subject header: its words folded into short lines, or, if any is not ASCII, is
+    too long for a line or would be read as an encoded word, the whole subject as
+    encoded words."""
     words = _CONTROL.sub(" ", subject).split()
-    if all(word.isascii() and len(word) <= _LINE - len("Subject: ") for word in words):
+    if all(_plain(word) for word in words):
         lines, line = [], "Subject:"
         for word in words:
             if len(line) + 1 + len(word) > _LINE:
@@ -175,3 +176,8 @@ def _subject(subject: str) -> bytes:
         chunks.append(b"=?utf-8?b?" + b2a_base64(data[start:end], newline=False) + b"?=")
         start = end
     return b"Subject: " + b"\r\n ".join(chunks) + b"\r\n"
+
+
+def _plain(word: str) -> bool:
+    """``word`` can go in the Subject as it is, and reads back as itself."""
+    return word.isascii() and len(word) <= _LINE - len("Subject: ") and "=?" not in word
