@@ -23,6 +23,7 @@ from email.utils import parseaddr
 from urllib.parse import urlsplit
 
 from clinic.clock import utcnow
+from clinic.mail.lines import character_boundary, one_kind_of_line_break
 from clinic.messages import BookingStatus, BookingStatusChanged, Language, MoveDecided
 from clinic.settings import settings
 from clinic.store.documents import Booking
@@ -54,7 +55,7 @@ class CalendarInvite:
 def text_value(text: str) -> str:
     """``text`` as an iCalendar TEXT value: a line break as ``\\n``, backslashes,
     semicolons and commas escaped, other control characters dropped (section 3.3.11)."""
-    return _one_kind_of_line_break(text).translate(_TEXT)
+    return one_kind_of_line_break(text).translate(_TEXT)
 
 
 def parameter_value(text: str) -> str:
@@ -62,12 +63,8 @@ def parameter_value(text: str) -> str:
     and double quotes caret-encoded (RFC 6868), and quoted where it holds ``,;:`` or a
     backslash (unquoted, a backslash before the ``:`` reads as an escape to some parsers,
     icalendar's among them)."""
-    text = _one_kind_of_line_break(text).translate(_PARAMETER)
+    text = one_kind_of_line_break(text).translate(_PARAMETER)
     return f'"{text}"' if any(mark in text for mark in ",;:\\") else text
-
-
-def _one_kind_of_line_break(text: str) -> str:
-    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def folded(line: str) -> str:
@@ -78,9 +75,7 @@ def folded(line: str) -> str:
     pieces: list[bytes] = []
     start, room = 0, LINE_OCTETS
     while len(octets) - start > room:
-        end = start + room
-        while octets[end] & 0xC0 == 0x80:  # a continuation byte: the character goes on
-            end -= 1
+        end = character_boundary(octets, start + room)
         end -= _opens_an_escape(octets, start, end)
         pieces.append(octets[start:end])
         start, room = end, LINE_OCTETS - 1  # the next line starts with the fold's space

@@ -23,6 +23,7 @@ from email.utils import format_datetime, make_msgid
 from uuid import uuid4
 
 from clinic.clock import utcnow
+from clinic.mail.lines import character_boundary, one_kind_of_line_break
 from clinic.mail.outgoing import Email, EmailRefused
 
 _ATEXT = r"[^\x00-\x20\x7f()<>\[\]:;@\\,.\"]+"
@@ -103,9 +104,10 @@ def _content(email: Email) -> bytes:
         alternatives.append(_text_part("html", email.html))
     if not email.calendar:
         return _multipart("alternative", alternatives)
-    invite = _calendar_part(email.calendar, email.calendar_method, attached=False)
-    alternatives.append(invite)
-    attachment = _calendar_part(email.calendar, email.calendar_method, attached=True)
+    # One encoding of the invite, for its two parts.
+    invite = _base64(email.calendar.encode())
+    alternatives.append(_calendar_part(invite, email.calendar_method, attached=False))
+    attachment = _calendar_part(invite, email.calendar_method, attached=True)
     return _multipart("mixed", [_multipart("alternative", alternatives), attachment])
 
 
@@ -128,7 +130,7 @@ def _text_part(subtype: str, text: str) -> bytes:
     # One kind of line break in, so that each comes out as one CRLF, and the last line
     # ended, as the standard library's parts end; quoted-printable keeps the lines
     # short and the text readable, whatever characters it holds.
-    lines = text.replace("\r\n", "\n").replace("\r", "\n")
+    lines = one_kind_of_line_break(text)
     if not lines.endswith("\n"):
         lines += "\n"
     body = b2a_qp(lines.encode(), istext=True).replace(b"\n", b"\r\n")
@@ -138,18 +140,19 @@ def _text_part(subtype: str, text: str) -> bytes:
     )
 
 
-def _calendar_part(invite: str, method: str, attached: bool) -> bytes:
-    # As base64, so that the invite's lines keep the CRLF endings RFC 5545 asks for.
-    data = invite.encode()
-    body = b"".join(b2a_base64(data[at : at + 57]) for at in range(0, len(data), 57))
+def _base64(data: bytes) -> bytes:
+    """``data`` in base64, in lines of 76 characters ended by CRLF (RFC 2045 6.8)."""
+    lines = (b2a_base64(data[at : at + 57]) for at in range(0, len(data), 57))
+    return b"".join(lines).replace(b"\n", b"\r\n")
+
+
+def _calendar_part(invite: bytes, method: str, attached: bool) -> bytes:
+    # As base64 (``invite`` is encoded already), so that the invite's lines keep the
+    # CRLF endings RFC 5545 asks for.
     head = f'Content-Type: text/calendar; charset="utf-8"; method="{method}"'
     if attached:
         head += ';\r\n name="invite.ics"\r\nContent-Disposition: attachment; filename="invite.ics"'
-    return (
-        head.encode()
-        + b"\r\nContent-Transfer-Encoding: base64\r\n\r\n"
-        + body.replace(b"\n", b"\r\n")
-    )
+    return head.encode() + b"\r\nContent-Transfer-Encoding: base64\r\n\r\n" + invite
 
 
 def _subject(subject: str) -> bytes:
@@ -170,9 +173,7 @@ def _subject(subject: str) -> bytes:
     data = " ".join(words).encode()
     chunks, start = [], 0
     while start < len(data):
-        end = min(start + _WORD_BYTES, len(data))
-        while end < len(data) and data[end] & 0xC0 == 0x80:  # inside a character
-            end -= 1
+        end = character_boundary(data, min(start + _WORD_BYTES, len(data)))
         chunks.append(b"=?utf-8?b?" + b2a_base64(data[start:end], newline=False) + b"?=")
         start = end
     return b"Subject: " + b"\r\n ".join(chunks) + b"\r\n"
